@@ -1,0 +1,147 @@
+"""Typed, validated experiment configs loaded from YAML.
+
+Every section is a pydantic model that forbids unknown keys and checks types strictly, so
+a typo (`iteratons: 3`) or a wrong type (`top_k: five`) is one error naming the key and the
+file, before anything is written. `--set a.b=value` overrides are parsed as YAML scalars and
+validated by the same models, so they keep their types.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A config problem the user must fix; the CLI turns it into exit code 2."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    """Which model plays a role, and how to reach it. Keys never live here, only env var names."""
+
+    name: str = "smollm2-135m"  # registry name, a .gguf path, an HF folder, or a served model id
+    backend: Literal["auto", "llamacpp", "transformers", "openai", "fake"] = "auto"
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = None
+    adapter: str | None = None  # LoRA adapter folder (transformers backend)
+    base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    max_concurrency: int = Field(4, ge=1)
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not v.replace("_", "").isalnum():
+            raise ValueError("must be the NAME of an environment variable holding the key, not the key itself")
+        return v
+
+
+class CacheConfig(Strict):
+    enabled: bool = True
+    path: str = "cache/requests.sqlite"
+
+
+class TrackingConfig(Strict):
+    wandb: bool = True
+    project: str = "ads-harness"
+    entity: str | None = None
+    # None: the user's WANDB_MODE wins, else offline. Set explicitly to override both.
+    mode: Literal["offline", "online", "disabled"] | None = None
+    init_timeout_s: float = 60.0
+
+
+class RunConfig(Strict):
+    """Fields every run shares. Generators subclass this and add their own section."""
+
+    kind: str = "ads"
+    name: str = "run"
+    seed: int = 0
+    results_dir: str = "results"
+    models_dir: str = "cache/models"
+    cache: CacheConfig = CacheConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see configs/ for the accepted keys)"
+        lines.append(f"{source}: key '{loc}': {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
+    """Apply `a.b.c=value` strings; values are YAML scalars/flow collections (safe-loaded)."""
+    data = json.loads(json.dumps(data))  # deep copy
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. --set ads.iterations=3")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source} {key}: value {raw!r} is not a valid YAML scalar ({e})") from None
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.setdefault(p, {}), dict):
+                raise ConfigError(f"{source} {key}: '{p}' is not a section")
+            node = node[p]
+        node[parts[-1]] = value
+    return data
+
+
+def validate(cls: type[C], data: dict[str, Any], source: str) -> C:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None
+
+
+def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | None = None) -> C:
+    data = read_yaml(path) if path else {}
+    source = str(path) if path else "<defaults>"
+    data = apply_overrides(data, overrides or [])
+    return validate(cls, data, source + (" (with --set overrides)" if overrides else ""))
+
+
+def config_hash(cfg: BaseModel) -> str:
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,133 @@
+"""The cost ledger: one line per model call and per API call, totalled on demand.
+
+Every entry is appended to `ledger.jsonl` in the run folder as it happens, so the totals
+are always the sum of recorded calls, including after a kill and resume (calls replayed
+from the request cache are recorded as cached with zero tokens). The current iteration
+and task travel in a context variable, so deep code need not pass them along.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ads.store import JsonlStore
+from models.base import Completion, Message, Model
+
+_scope: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ledger_scope", default={})
+
+
+@dataclass
+class LedgerEntry:
+    kind: str  # "model" | "api"
+    role: str  # policy / optimizer / judge / api name ...
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    cached: bool = False
+    cost_units: float = 0.0
+    ok: bool = True
+    iteration: Any = None
+    task_id: Any = None
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def ledger_scope(**kw: Any) -> Iterator[None]:
+    """Tag every entry recorded inside the block (e.g. iteration=1, task_id="wiki-17")."""
+    token = _scope.set({**_scope.get(), **kw})
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+class CostLedger:
+    def __init__(self, path: str | Path | None = None):
+        self._store = JsonlStore(path, id_field="_none") if path else None
+        self._lock = threading.Lock()
+        self.entries: list[LedgerEntry] = []
+        if self._store is not None:
+            fields = LedgerEntry.__dataclass_fields__
+            self.entries = [LedgerEntry(**{k: v for k, v in r.items() if k in fields}) for r in self._store]
+
+    def record(self, entry: LedgerEntry) -> LedgerEntry:
+        sc = _scope.get()
+        if entry.iteration is None:
+            entry.iteration = sc.get("iteration")
+        if entry.task_id is None:
+            entry.task_id = sc.get("task_id")
+        with self._lock:
+            self.entries.append(entry)
+            if self._store is not None:
+                self._store.append(entry.to_dict())
+        return entry
+
+    def record_completion(self, role: str, c: Completion) -> None:
+        self.record(LedgerEntry(kind="model", role=role, model=c.model_id, prompt_tokens=c.prompt_tokens,
+                                completion_tokens=c.completion_tokens, wall_s=c.latency_s, cached=c.cached))
+
+    def record_api(self, name: str, cost_units: float, wall_s: float, ok: bool = True) -> None:
+        self.record(LedgerEntry(kind="api", role=name, cost_units=cost_units, wall_s=wall_s, ok=ok))
+
+    # -- totals ---------------------------------------------------------------------------
+    @staticmethod
+    def _sum(entries: list[LedgerEntry]) -> dict[str, Any]:
+        return {
+            "model_calls": sum(e.kind == "model" for e in entries),
+            "api_calls": sum(e.kind == "api" for e in entries),
+            "cached_calls": sum(e.cached for e in entries),
+            "failed_calls": sum(not e.ok for e in entries),
+            "prompt_tokens": sum(e.prompt_tokens for e in entries),
+            "completion_tokens": sum(e.completion_tokens for e in entries),
+            "total_tokens": sum(e.prompt_tokens + e.completion_tokens for e in entries),
+            "cost_units": round(sum(e.cost_units for e in entries), 6),
+            "wall_s": round(sum(e.wall_s for e in entries), 3),
+        }
+
+    def totals(self, **where: Any) -> dict[str, Any]:
+        with self._lock:
+            sel = [e for e in self.entries if all(getattr(e, k) == v for k, v in where.items())]
+        return self._sum(sel)
+
+    def totals_by(self, key: str) -> dict[str, dict[str, Any]]:
+        groups: dict[Any, list[LedgerEntry]] = defaultdict(list)
+        with self._lock:
+            for e in self.entries:
+                groups[getattr(e, key)].append(e)
+        return {str(k): self._sum(v) for k, v in groups.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return {"run": self.totals(), "by_iteration": self.totals_by("iteration"),
+                "by_role": self.totals_by("role"), "by_task": self.totals_by("task_id")}
+
+
+class LedgeredModel:
+    """Records each completion of the wrapped model under a role ("policy", "judge", ...)."""
+
+    def __init__(self, model: Model, ledger: CostLedger, role: str):
+        self.inner, self.ledger, self.role = model, ledger, role
+        self.model_id = model.model_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def generate(self, messages: list[Message], **kw: Any) -> Completion:
+        t0 = time.perf_counter()
+        try:
+            out = self.inner.generate(messages, **kw)
+        except Exception:
+            self.ledger.record(LedgerEntry(kind="model", role=self.role, model=self.model_id,
+                                           wall_s=time.perf_counter() - t0, ok=False))
+            raise
+        self.ledger.record_completion(self.role, out)
+        return out

@@ -1,0 +1,127 @@
+"""Everything one run owns: its folder, resolved config, ledger, cache, tracker and models.
+
+The run id is the config name plus a hash of the resolved config, so the same config and
+seed always land in the same folder, and `--resume` finds what an interrupted run wrote.
+Models are loaded once per run (shared between roles) and wrapped outside-in as
+ledger(role) -> request cache -> backend, so a cache hit is recorded as a cached call.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ads.config import ModelConfig, RunConfig, config_hash, dump_yaml
+from ads.ledger import CostLedger, LedgeredModel
+from ads.store import atomic_write_json, atomic_write_text, read_json
+from ads.tracking import Tracker, scrub
+from models.base import Model
+from models.caching import CachingModel, RequestCache
+from models.registry import ModelPool
+
+PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "llama_cpp_python", "bm25s", "rank_bm25",
+            "scikit-learn", "wandb", "datasketch", "pydantic", "sentence-transformers", "numpy")
+
+
+class RunExists(RuntimeError):
+    """The run folder holds an interrupted run and neither --resume nor --overwrite was given."""
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_id_for(cfg: RunConfig) -> str:
+    return f"{cfg.name}-{config_hash(cfg)[:8]}"
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    run_dir: Path
+    run_id: str
+    resume: bool
+    ledger: CostLedger
+    tracker: Tracker
+    cache: RequestCache | None
+    pool: ModelPool
+    started: float = field(default_factory=time.time)
+    _wrapped: dict[str, Model] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
+               run_dir: str | Path | None = None) -> "RunContext":
+        run_id = run_id_for(cfg)
+        run_dir = Path(run_dir) if run_dir else Path(cfg.results_dir) / run_id
+        if run_dir.exists() and any(run_dir.iterdir()):
+            if overwrite:
+                shutil.rmtree(run_dir)
+            elif not resume:
+                done = (run_dir / "summary.json").exists()
+                raise RunExists(
+                    f"{run_dir} already holds {'a finished' if done else 'an interrupted'} run of this config; "
+                    f"pass --resume to {'reuse it' if done else 'continue it'} or --overwrite to start again")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = cfg.model_dump(mode="json")
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg.model_validate(scrub(resolved))))
+        prev = read_json(run_dir / "run_info.json", {}) or {}
+        atomic_write_json(run_dir / "run_info.json", {
+            "run_id": run_id, "seed": cfg.seed, "config_hash": config_hash(cfg),
+            "argv": sys.argv, "packages": package_versions(), "platform": platform.platform(),
+            "started": prev.get("started", time.time()), "resumed": prev.get("resumed", 0) + (1 if resume and prev else 0),
+        })
+        random.seed(cfg.seed)
+        try:
+            import numpy as np
+
+            np.random.seed(cfg.seed % (2**32))
+        except ImportError:  # pragma: no cover
+            pass
+        cache = RequestCache(cfg.cache.path) if cfg.cache.enabled else None
+        ledger = CostLedger(run_dir / "ledger.jsonl")
+        tracker = Tracker(run_dir, run_id, cfg.tracking, resolved, resume=resume)
+        return cls(cfg=cfg, run_dir=run_dir, run_id=run_id, resume=resume, ledger=ledger, tracker=tracker,
+                   cache=cache, pool=ModelPool(cfg.models_dir))
+
+    def model(self, role: str, mcfg: ModelConfig) -> Model:
+        """The model for a role, loaded once, cached and charged to the ledger under that role."""
+        if role not in self._wrapped:
+            base = self.pool.get(mcfg)
+            self._wrapped[role] = self.wrap(base, role)
+        return self._wrapped[role]
+
+    def wrap(self, model: Model, role: str) -> Model:
+        inner: Model = CachingModel(model, self.cache) if self.cache is not None else model
+        return LedgeredModel(inner, self.ledger, role)
+
+    def state_path(self) -> Path:
+        return self.run_dir / "state.json"
+
+    def load_state(self) -> dict[str, Any] | None:
+        return read_json(self.state_path()) if self.resume else None
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        atomic_write_json(self.state_path(), state)
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        summary = {**summary, "run_id": self.run_id, "run_dir": str(self.run_dir),
+                   "wall_s": round(time.time() - self.started, 1), "ledger": self.ledger.summary()}
+        atomic_write_json(self.run_dir / "ledger_summary.json", self.ledger.summary())
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        self.tracker.summary({k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
+        self.tracker.finish()
+        if self.cache is not None:
+            self.cache.close()
+        return summary
