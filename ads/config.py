@@ -31,6 +31,9 @@ class ModelConfig(Strict):
     backend: Literal["auto", "llamacpp", "transformers", "openai", "fake"] = "auto"
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = None
+    # llama-cpp: reuse the KV cache of a shared prompt prefix. Faster, but greedy output then
+    # depends on the previous request (see models/llamacpp.py), so runs stop being reproducible.
+    reuse_prefix: bool = False
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
     api_key_env: str = "OPENAI_API_KEY"

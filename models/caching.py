@@ -2,7 +2,8 @@
 
 Caching lives outside the backends (as in lm-evaluation-harness) so every backend gets it
 for free and a resumed run replays exactly the completions it already paid for. SQLite in
-WAL mode with synchronous=FULL keeps committed rows through a SIGKILL; a database that
+WAL mode keeps committed rows through a SIGKILL of the process (synchronous=NORMAL only
+risks the last commits on power loss, and a lost row is just a cache miss); a database that
 fails its integrity check is moved aside and rebuilt, loudly, never silently reused.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ class RequestCache:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model_id TEXT, "
             "created REAL, completion TEXT NOT NULL)"

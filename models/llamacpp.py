@@ -2,8 +2,12 @@
 
 Small models (135M-0.5B) rarely write valid JSON on request; a grammar compiled from the
 JSON schema makes every completion parse. Grammars are compiled once per schema. llama.cpp
-contexts are not thread-safe, so calls on one instance are serialised; the prompt prefix
-cache of the context is kept between calls, which makes repeated system prompts cheap.
+contexts are not thread-safe, so calls on one instance are serialised.
+
+Reproducibility over speed: llama-cpp-python reuses the KV cache of a shared prompt prefix,
+but evaluating the prompt in a different batch shape changes the logits slightly, and
+greedy output then depends on which request came before. The context is therefore reset
+before every call (`reuse_prefix=False`), so the same request always gives the same text.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ def derived_seed(seed: int, sample_id: int | str) -> int:
 
 class LlamaCppModel:
     def __init__(self, path: str | Path, *, model_id: str | None = None, n_ctx: int = 2048,
-                 n_threads: int | None = None, n_batch: int = 512, verbose: bool = False):
+                 n_threads: int | None = None, n_batch: int = 512, verbose: bool = False,
+                 reuse_prefix: bool = False):
         from llama_cpp import Llama
 
         self.path = Path(path)
@@ -36,6 +41,7 @@ class LlamaCppModel:
         self.n_ctx = n_ctx
         self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
                          n_batch=n_batch, verbose=verbose, seed=0)
+        self.reuse_prefix = reuse_prefix
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
 
@@ -58,6 +64,8 @@ class LlamaCppModel:
         with self._lock:
             if json_schema is not None:
                 kwargs["grammar"] = self._grammar(json_schema)
+            if not self.reuse_prefix:
+                self.llm.reset()
             t0 = time.perf_counter()
             try:
                 out = self.llm.create_chat_completion(**kwargs)

@@ -98,7 +98,8 @@ def load(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Model:
         return HFModel(loc, adapter=cfg.adapter, model_id=r.model_id)
     from models.llamacpp import LlamaCppModel
 
-    return LlamaCppModel(r.location, model_id=r.model_id, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads)
+    return LlamaCppModel(r.location, model_id=r.model_id, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads,
+                         reuse_prefix=cfg.reuse_prefix)
 
 
 class ModelPool:
@@ -111,7 +112,7 @@ class ModelPool:
 
     def get(self, cfg: ModelConfig) -> Model:
         r = resolve(cfg, self.models_dir)
-        key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url])
+        key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url, cfg.reuse_prefix])
         with self._lock:
             if key not in self._models:
                 self._models[key] = load(cfg, self.models_dir)

@@ -1,0 +1,130 @@
+"""Command line: `main.py [run] CONFIG [--set a.b=v ...] [--resume | --overwrite]` and tool subcommands.
+
+A config's `kind:` picks the generator. Every user-facing failure (bad config, missing
+file, unknown model, a run folder that needs --resume) is one line on stderr and exit
+code 2, raised before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ads.config import ConfigError, RunConfig, load_config, read_yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+# kind -> "module:ConfigClass:run_function". Imported lazily so `main.py --help` stays instant.
+KINDS: dict[str, str] = {
+    "ads": "ads.generators.ads_runner:ADSConfig:run",
+}
+
+
+class UserError(Exception):
+    """Anything the user must fix; reported as one line, exit code 2."""
+
+
+def register_kind(kind: str, target: str) -> None:
+    KINDS[kind] = target
+
+
+def _resolve_kind(kind: str) -> tuple[type[RunConfig], Callable[..., dict[str, Any]]]:
+    if kind not in KINDS:
+        raise ConfigError(f"key 'kind': unknown kind {kind!r}; choose from {sorted(KINDS)}")
+    mod_name, cls_name, fn_name = KINDS[kind].split(":")
+    mod = importlib.import_module(mod_name)
+    return getattr(mod, cls_name), getattr(mod, fn_name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ads.run import RunContext
+
+    path = Path(args.config)
+    kind = read_yaml(path).get("kind", "ads")
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}: key 'kind' must be a string")
+    cfg_cls, run_fn = _resolve_kind(kind)
+    cfg = load_config(cfg_cls, path, args.set)
+    ctx = RunContext.create(cfg, resume=args.resume, overwrite=args.overwrite)
+    print(f"run {ctx.run_id}: writing to {ctx.run_dir}" + (" (resuming)" if args.resume else ""))
+    run_fn(cfg, ctx)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models.registry import available_names
+
+    names = available_names(args.models_dir)
+    if not names:
+        print(f"no models in {args.models_dir}; run: bash setup.sh")
+        return 1
+    for name, path in sorted(names.items()):
+        print(f"{name:<40} {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="Offline active data search and synthetic-data "
+                                "generation with small local LLMs.")
+    sub = p.add_subparsers(dest="command")
+
+    def add_run_args(sp: argparse.ArgumentParser, default_config: str | None) -> None:
+        sp.add_argument("config", nargs="?" if default_config else None, default=default_config,
+                        help="YAML config (its 'kind:' picks the generator)")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, keeping its type (repeatable), e.g. --set loop.iterations=3")
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--resume", action="store_true", help="continue an interrupted run in its folder")
+        g.add_argument("--overwrite", action="store_true", help="delete the run's folder and start again")
+
+    add_run_args(sub.add_parser("run", help="run an experiment from a config (default: configs/default.yaml)"),
+                 str(DEFAULT_CONFIG))
+    sp = sub.add_parser("models", help="list the model names the registry resolves")
+    sp.add_argument("--models-dir", default="cache/models")
+    for name, target, help_ in EXTRA_COMMANDS:
+        sp = sub.add_parser(name, help=help_, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+# Generators with their own command lines: (subcommand, "module:function(argv)->int", help)
+EXTRA_COMMANDS: list[tuple[str, str, str]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("ADS_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["run", *argv]
+    elif argv[0].endswith((".yaml", ".yml")):
+        argv = ["run", *argv]
+    extra = {name: target for name, target, _ in EXTRA_COMMANDS}
+    try:
+        if argv[0] in extra:
+            mod_name, fn_name = extra[argv[0]].split(":")
+            return int(getattr(importlib.import_module(mod_name), fn_name)(argv[1:]) or 0)
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "models":
+            return cmd_models(args)
+        build_parser().print_help()
+        return 2
+    except (ConfigError, UserError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue with the same command plus --resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # known user-facing failures from deeper layers
+        from ads.run import RunExists
+        from models.base import ModelNotFoundError
+
+        if isinstance(e, (RunExists, ModelNotFoundError, FileNotFoundError)):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
