@@ -31,6 +31,7 @@ class LedgerEntry:
     completion_tokens: int = 0
     wall_s: float = 0.0
     cached: bool = False
+    replayed_tokens: int = 0  # what a cached completion originally cost (not spent this run)
     cost_units: float = 0.0
     ok: bool = True
     iteration: Any = None
@@ -73,8 +74,10 @@ class CostLedger:
         return entry
 
     def record_completion(self, role: str, c: Completion) -> None:
+        replayed = sum(c.meta.get("original_usage", (0, 0))) if c.cached else 0
         self.record(LedgerEntry(kind="model", role=role, model=c.model_id, prompt_tokens=c.prompt_tokens,
-                                completion_tokens=c.completion_tokens, wall_s=c.latency_s, cached=c.cached))
+                                completion_tokens=c.completion_tokens, wall_s=c.latency_s, cached=c.cached,
+                                replayed_tokens=replayed))
 
     def record_api(self, name: str, cost_units: float, wall_s: float, ok: bool = True) -> None:
         self.record(LedgerEntry(kind="api", role=name, cost_units=cost_units, wall_s=wall_s, ok=ok))
@@ -90,9 +93,26 @@ class CostLedger:
             "prompt_tokens": sum(e.prompt_tokens for e in entries),
             "completion_tokens": sum(e.completion_tokens for e in entries),
             "total_tokens": sum(e.prompt_tokens + e.completion_tokens for e in entries),
+            "replayed_tokens": sum(e.replayed_tokens for e in entries),
             "cost_units": round(sum(e.cost_units for e in entries), 6),
             "wall_s": round(sum(e.wall_s for e in entries), 3),
         }
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[dict[str, Any]]:
+        """Totals of just the entries recorded inside the block (filled in when it exits).
+
+        Scope totals would also count entries an interrupted earlier attempt left behind;
+        a resumed run measures what the work needs by what it records now.
+        """
+        with self._lock:
+            mark = len(self.entries)
+        out: dict[str, Any] = {}
+        try:
+            yield out
+        finally:
+            with self._lock:
+                out.update(self._sum(self.entries[mark:]))
 
     def totals(self, **where: Any) -> dict[str, Any]:
         with self._lock:

@@ -1,0 +1,123 @@
+"""Trajectories of API calls: the JSON schema the optimizer must follow, parsing, execution.
+
+The schema is built from the live API registry (one `anyOf` branch per API, its name as a
+constant and its own argument types), so a grammar-constrained optimizer can only write
+calls that exist with arguments of the right type. Output that still fails to parse (cut
+off by max_tokens, a backend without grammars) is a rejected sample with its raw text kept.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from apis.base import ApiRegistry, Observation
+
+
+@dataclass
+class ApiCall:
+    name: str
+    arguments: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Trajectory:
+    calls: list[ApiCall]
+    raw: str = ""
+    parse_error: str | None = None
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.parse_error is None
+
+    @property
+    def cost(self) -> float:
+        return round(sum(o.cost for o in self.observations), 6)
+
+    def plan_json(self) -> str:
+        return json.dumps({"calls": [c.to_dict() for c in self.calls]}, ensure_ascii=False)
+
+
+def trajectory_schema(registry: ApiRegistry, max_calls: int, max_arg_chars: int = 160) -> dict[str, Any]:
+    branches = []
+    for name in registry.names():
+        api = registry.get(name)
+        props: dict[str, Any] = {}
+        required = []
+        for arg, spec in api.args.items():
+            if spec.type == "string":
+                props[arg] = {"type": "string", "minLength": 1, "maxLength": min(spec.max_length or max_arg_chars,
+                                                                                   max_arg_chars)}
+            elif spec.type == "integer":
+                p: dict[str, Any] = {"type": "integer"}
+                if spec.minimum is not None:
+                    p["minimum"] = int(spec.minimum)
+                if spec.maximum is not None:
+                    p["maximum"] = int(spec.maximum)
+                props[arg] = p
+            else:
+                props[arg] = {"type": spec.type}
+            if spec.required:
+                required.append(arg)
+        branches.append({
+            "type": "object",
+            "properties": {"name": {"const": name},
+                           "arguments": {"type": "object", "properties": props, "required": required,
+                                         "additionalProperties": False}},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        })
+    return {
+        "type": "object",
+        "properties": {"calls": {"type": "array", "items": {"anyOf": branches}, "minItems": 0,
+                                 "maxItems": max_calls}},
+        "required": ["calls"],
+        "additionalProperties": False,
+    }
+
+
+def parse_trajectory(text: str, max_calls: int) -> Trajectory:
+    """Parse optimizer output defensively. Never raises; failures set parse_error."""
+    raw = text if isinstance(text, str) else repr(text)
+    try:
+        start = raw.index("{")
+        obj, _ = json.JSONDecoder().raw_decode(raw[start:])
+    except ValueError:
+        return Trajectory(calls=[], raw=raw, parse_error="no JSON object in the output")
+    if not isinstance(obj, dict) or not isinstance(obj.get("calls"), list):
+        return Trajectory(calls=[], raw=raw, parse_error="JSON has no 'calls' list")
+    calls = []
+    for i, c in enumerate(obj["calls"]):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            return Trajectory(calls=[], raw=raw, parse_error=f"calls[{i}] has no string 'name'")
+        args = c.get("arguments", {})
+        if not isinstance(args, dict):
+            return Trajectory(calls=[], raw=raw, parse_error=f"calls[{i}].arguments is not an object")
+        calls.append(ApiCall(name=c["name"], arguments=args))
+    if len(calls) > max_calls:
+        return Trajectory(calls=[], raw=raw, parse_error=f"{len(calls)} calls exceed the limit of {max_calls}")
+    return Trajectory(calls=calls, raw=raw)
+
+
+def execute(traj: Trajectory, registry: ApiRegistry) -> Trajectory:
+    """Run each call through the registry (which validates, charges and never raises)."""
+    traj.observations = [registry.call(c.name, c.arguments) for c in traj.calls]
+    return traj
+
+
+def render_context(observations: list[Observation], max_chars: int) -> str:
+    """The acquired data as the policy sees it: numbered, successful observations only, bounded."""
+    parts, used = [], 0
+    for i, obs in enumerate(o for o in observations if o.ok):
+        block = f"[{i + 1}] {obs.text.strip()}"
+        if used + len(block) > max_chars:
+            block = block[: max(0, max_chars - used)]
+        if not block:
+            break
+        parts.append(block)
+        used += len(block)
+    return "\n".join(parts)
