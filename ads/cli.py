@@ -21,6 +21,10 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 # kind -> "module:ConfigClass:run_function". Imported lazily so `main.py --help` stays instant.
 KINDS: dict[str, str] = {
     "ads": "ads.generators.ads_runner:ADSConfig:run",
+    "bandit": "ads.generators.bandit_recipes:BanditConfig:run",
+    "self_evolving": "ads.generators.self_evolving:SelfEvolvingConfig:run",
+    "perspectives": "ads.generators.perspectives:PerspectivesConfig:run",
+    "tool_use": "ads.generators.tool_use:ToolUseConfig:run",
 }
 
 
@@ -83,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_run_args(sub.add_parser("run", help="run an experiment from a config (default: configs/default.yaml)"),
                  str(DEFAULT_CONFIG))
+    add_run_args(sub.add_parser("generate", help="same as run; reads better for generator recipes"), None)
     sp = sub.add_parser("models", help="list the model names the registry resolves")
     sp.add_argument("--models-dir", default="cache/models")
     for name, target, help_ in EXTRA_COMMANDS:
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             mod_name, fn_name = extra[argv[0]].split(":")
             return int(getattr(importlib.import_module(mod_name), fn_name)(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
-        if args.command == "run":
+        if args.command in ("run", "generate"):
             return cmd_run(args)
         if args.command == "models":
             return cmd_models(args)
