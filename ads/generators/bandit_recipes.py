@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 
 from ads.config import ConfigError, ModelConfig, RunConfig, Strict
 from ads.generators.bandit.arms import Arm, build_arms
-from ads.generators.bandit.checks import FacetMentionValidator
+from ads.generators.bandit.checks import DistinctSlotsValidator, FacetMentionValidator
 from ads.generators.bandit.plots import write_plots
 from ads.generators.bandit.recipe import Context, RecipeSpec, extract_context
 from ads.generators.bandit.reward import (RewardConfig, TopicScorer, batch_reward, downstream_batch_reward,
@@ -103,7 +103,8 @@ class BanditRun:
         self.model = ctx.wrap(model, "generator") if model is not None else ctx.model("generator", cfg.model)
         judge_model = ctx.model("judge", cfg.judge) if needs_judge and cfg.judge else None
         self.suite = ValidatorSuite(build_validators(cfg.validators, judge_model=judge_model)
-                                    + [FacetMentionValidator(f) for f in self.context.mention_facets])
+                                    + [FacetMentionValidator(f) for f in self.context.mention_facets]
+                                    + ([DistinctSlotsValidator()] if self.context.grammar is not None else []))
         self.router = Router(cfg.router, cfg.seed)
         d = ctx.run_dir
         self.samples = JsonlStore(d / "samples.jsonl")

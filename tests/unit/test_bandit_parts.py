@@ -243,3 +243,17 @@ def test_batch_reward_mixes_in_the_downstream_gain():
     assert downstream_batch_reward(cfg.downstream, 0.30, 0.40, accepted=0) == 0.0
     assert downstream_batch_reward(cfg.downstream, None, 0.05, accepted=3) == 0.5  # first data: no gain to measure
     assert batch_reward(cfg, [1.0, 0.0], 0.4) == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize("slots, ok", [
+    ({"product": "Abyss Glide 2", "pro": "soft skirt", "con": "strap slips"}, True),
+    ({"product": "Abyss Glide 2", "pro": "Abyss Glide 2", "con": "strap slips"}, False),  # pasted twice
+    ({"product": "Abyss Glide 2", "pro": "the abyss glide 2!", "con": "strap"}, False),  # one inside another
+    ({"product": "Orca", "pro": "big", "con": "big toe strap"}, True),  # short values may overlap by chance
+    ({"rating": 4, "pro": "warm", "con": "tight"}, True),  # non-text slots are ignored
+])
+def test_distinct_slots_check_rejects_a_value_pasted_into_several_slots(slots, ok):
+    from ads.generators.bandit.checks import DistinctSlotsValidator
+
+    assert DistinctSlotsValidator().check({"text": "x", "slots": slots}).passed is ok
+    assert DistinctSlotsValidator().check({"text": "an LLM-arm item"}).passed is True

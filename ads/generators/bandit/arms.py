@@ -164,7 +164,7 @@ class Arm:
         lines = instruction(ctx, facets)
         shown = render(exp.template, facets, keep_missing=True)
         lines.append(f'Fill in the blanks in braces of this template: "{shown}"')
-        lines.append("Blanks (use your own words, not the examples):")
+        lines.append("Blanks (write a short new phrase for each; never repeat one):")
         for s in slots:
             sch = ctx.grammar.slot_schema(s)
             lines.append(f"- {s}: {ctx.slot_notes.get(s) or sch.get('type', 'text')}")
