@@ -31,9 +31,9 @@ class ModelConfig(Strict):
     backend: Literal["auto", "llamacpp", "transformers", "openai", "fake"] = "auto"
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = None
-    # llama-cpp: reuse the KV cache of a shared prompt prefix. Faster, but greedy output then
-    # depends on the previous request (see models/llamacpp.py), so runs stop being reproducible.
-    reuse_prefix: bool = False
+    # llama-cpp: reuse the KV cache of the prompt prefix shared with the previous request.
+    # None: only if this build's logits are verified not to depend on it (models/llamacpp.py)
+    reuse_prefix: bool | None = None
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
     api_key_env: str = "OPENAI_API_KEY"

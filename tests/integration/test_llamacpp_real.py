@@ -70,3 +70,20 @@ def test_registry_resolves_short_and_metadata_names():
 
 def test_count_tokens_uses_the_model_tokenizer(smollm):
     assert smollm.count_tokens("hello world") == 2
+
+
+def test_prefix_reuse_never_changes_an_answer_whatever_came_before(smollm_path):
+    """The same requests, in two orders, on a model that reuses shared prefixes and on one that
+    resets before every call: every answer is identical. This is what lets `reuse_prefix`
+    default to on (after the load-time check) without breaking replay and resume."""
+    from models.llamacpp import LlamaCppModel, split_invariant
+
+    fast = LlamaCppModel(smollm_path, n_ctx=2048)
+    assert split_invariant(fast.llm) is True and fast.reuse_prefix is True  # on this CPU build
+    slow = LlamaCppModel(smollm_path, n_ctx=2048, reuse_prefix=False)
+    reqs = [([{"role": "user", "content": f"Name one fact about {t}."}], dict(temperature=temp, seed=5, sample_id=i))
+            for i, (t, temp) in enumerate([("the sea", 0.0), ("the sky", 0.0), ("the sea", 0.9), ("salt", 0.9),
+                                           ("the sea", 0.0)])]
+    want = [slow.generate(m, max_tokens=24, **kw).text for m, kw in reqs]
+    assert [fast.generate(m, max_tokens=24, **kw).text for m, kw in reqs] == want
+    assert [fast.generate(m, max_tokens=24, **kw).text for m, kw in reversed(reqs)] == want[::-1]
