@@ -63,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if is_user_error(e) and ctx.abort():
             print(f"(removed {ctx.run_dir}: nothing had been written yet)", file=sys.stderr)
         raise
+    finally:
+        ctx.close_executor()  # Ray workers and a cluster this run started
     return 0
 
 

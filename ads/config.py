@@ -36,6 +36,7 @@ class ModelConfig(Strict):
     reuse_prefix: bool | None = None
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
+    base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_compat.py)
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0)
@@ -65,6 +66,17 @@ class TrackingConfig(Strict):
     init_timeout_s: float = 60.0
 
 
+class ExecutorConfig(Strict):
+    """Where a generator's independent items run (ads/executor.py). Not part of the run id:
+    a run started locally can be resumed on Ray and lands in the same folder."""
+
+    kind: Literal["local", "ray"] = "local"
+    workers: int = Field(2, ge=1)  # Ray actors, each with its own model instances
+    address: str | None = None  # None: $RAY_ADDRESS if set, else a local cluster; "auto", "ray://host:10001"
+    num_cpus_per_worker: float = Field(1.0, gt=0)
+    runtime_env: dict[str, Any] | None = None  # passed to ray.init, e.g. {working_dir: ., excludes: [cache]}
+
+
 class RunConfig(Strict):
     """Fields every run shares. Generators subclass this and add their own section."""
 
@@ -75,6 +87,7 @@ class RunConfig(Strict):
     models_dir: str = "cache/models"
     cache: CacheConfig = CacheConfig()
     tracking: TrackingConfig = TrackingConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
 
 C = TypeVar("C", bound=BaseModel)
@@ -142,7 +155,9 @@ def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | No
 
 
 def config_hash(cfg: BaseModel) -> str:
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    data = cfg.model_dump(mode="json")
+    data.pop("executor", None)  # where items run does not change what they produce
+    blob = json.dumps(data, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

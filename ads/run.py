@@ -59,6 +59,7 @@ class RunContext:
     pool: ModelPool
     started: float = field(default_factory=time.time)
     _wrapped: dict[str, Model] = field(default_factory=dict)
+    _executor: Any = None
 
     @classmethod
     def create(cls, cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
@@ -95,6 +96,17 @@ class RunContext:
         return cls(cfg=cfg, run_dir=run_dir, run_id=run_id, resume=resume, ledger=ledger, tracker=tracker,
                    cache=cache, pool=ModelPool(cfg.models_dir))
 
+    @classmethod
+    def for_worker(cls, cfg: RunConfig) -> "RunContext":
+        """A Ray worker's context: its own models and request cache, an in-memory ledger whose entries
+        go back to the driver with each result (ads/executor.py), and a scratch folder, not the run's."""
+        import tempfile
+
+        cache = RequestCache(cfg.cache.path) if cfg.cache.enabled else None
+        return cls(cfg=cfg, run_dir=Path(tempfile.mkdtemp(prefix="ads-worker-")), run_id="worker", resume=False,
+                   ledger=CostLedger(None), tracker=None, cache=cache,  # type: ignore[arg-type]
+                   pool=ModelPool(cfg.models_dir))
+
     def model(self, role: str, mcfg: ModelConfig) -> Model:
         """The model for a role, loaded once, cached and charged to the ledger under that role."""
         if role not in self._wrapped:
@@ -105,6 +117,20 @@ class RunContext:
     def wrap(self, model: Model, role: str) -> Model:
         inner: Model = CachingModel(model, self.cache) if self.cache is not None else model
         return LedgeredModel(inner, self.ledger, role)
+
+    def executor(self) -> Any:
+        """The run's `ads.executor.Executor` (cfg.executor; local by default), started on first use
+        and closed by finish() / abort()."""
+        if self._executor is None:
+            from ads.executor import make_executor
+
+            self._executor = make_executor(getattr(self.cfg, "executor", None))
+        return self._executor
+
+    def close_executor(self) -> None:
+        if self._executor is not None:
+            ex, self._executor = self._executor, None
+            ex.close()
 
     def state_path(self) -> Path:
         return self.run_dir / "state.json"
@@ -123,6 +149,7 @@ class RunContext:
     def abort(self) -> bool:
         """After a user error: delete the folder if this invocation created it and no record was
         written, so a typo in a model name leaves nothing behind. Returns whether it was removed."""
+        self.close_executor()
         self.tracker.finish()
         if self.cache is not None:
             self.cache.close()
@@ -138,6 +165,7 @@ class RunContext:
         atomic_write_json(self.run_dir / "summary.json", summary)
         self.tracker.summary({k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
         self.tracker.finish()
+        self.close_executor()
         if self.cache is not None:
             self.cache.close()
         return summary

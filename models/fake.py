@@ -29,6 +29,15 @@ class FakeModel:
         self.latency_s = latency_s
         self.calls: list[dict[str, Any]] = []
 
+    def __getstate__(self) -> dict[str, Any]:  # picklable (a Ray worker gets its own copy), lock excluded
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def generate(self, messages, *, max_tokens=256, temperature=0.0, seed=0, sample_id=0, json_schema=None):
         validate_messages(messages)
         kw = dict(max_tokens=max_tokens, temperature=temperature, seed=seed, sample_id=sample_id,

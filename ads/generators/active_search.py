@@ -58,6 +58,10 @@ class LoopConfig(Strict):
     reasoning_max_tokens: int = Field(200, ge=16)  # for gsm8k-style families
     policy_update: str = Field("in_context", pattern="^(in_context|lora)$")
     evaluate_before_training: bool = True
+    # training tasks between exemplar-memory updates. 1: after every task (sequential). n > 1: n
+    # tasks see the same memory and run at once on the executor. Outputs depend on this, not on
+    # the executor (executor.kind local or ray gives the same records for the same value).
+    task_batch: int = Field(1, ge=1)
 
     @field_validator("policy_update")
     @classmethod
@@ -97,18 +101,33 @@ def _words(text: str) -> set[str]:
 
 
 class ExemplarMemory:
-    """Accepted (task prompt, plan) pairs; retrieves the most similar by word overlap."""
+    """Accepted (task prompt, plan) pairs; retrieves the most similar by word overlap.
+
+    Each entry carries a version, (iteration, task position). `nearest(before=v)` sees the memory
+    as it stood before v (the latest entry per task), so the tasks of a batch run in parallel all
+    see the memory of the batch's start, also after a resume that restored later entries.
+    """
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, str, str]] = []  # (task_id, prompt, plan_json)
+        self.items: list[tuple[str, str, str]] = []  # (task_id, prompt, plan_json), the latest per task
+        self._history: list[tuple[tuple[int, int], str, str, str]] = []
 
-    def add(self, task_id: str, prompt: str, plan_json: str) -> None:
+    def add(self, task_id: str, prompt: str, plan_json: str, version: tuple[int, int] = (10**9, 0)) -> None:
         self.items = [it for it in self.items if it[0] != task_id] + [(task_id, prompt, plan_json)]
+        self._history.append((version, task_id, prompt, plan_json))
 
-    def nearest(self, prompt: str, n: int, exclude: str | None = None) -> list[tuple[str, str]]:
+    def nearest(self, prompt: str, n: int, exclude: str | None = None,
+                before: tuple[int, int] | None = None) -> list[tuple[str, str]]:
+        pool = self.items
+        if before is not None:
+            latest: dict[str, tuple[tuple[int, int], str, str]] = {}
+            for v, tid, p, plan in self._history:
+                if v < before and (tid not in latest or v >= latest[tid][0]):
+                    latest[tid] = (v, p, plan)
+            pool = [(tid, p, plan) for tid, (_, p, plan) in latest.items()]
         q = _words(prompt)
         scored = []
-        for tid, p, plan in self.items:
+        for tid, p, plan in pool:
             if tid == exclude:
                 continue
             w = _words(p)
@@ -215,6 +234,7 @@ class ActiveDataSearch:
                  optimizer_model: Model | None = None, api_model: Model | None = None, judge: Any | None = None,
                  tasks: tuple[list[Task], list[Task]] | None = None, registry: ApiRegistry | None = None):
         self.cfg, self.ctx = cfg, ctx
+        api_model_arg, judge_arg = api_model, judge
         self.policy_model = ctx.wrap(policy_model, "policy") if policy_model else ctx.model("policy", cfg.policy)
         self.optimizer_model = (ctx.wrap(optimizer_model, "optimizer") if optimizer_model
                                 else ctx.model("optimizer", cfg.optimizer))
@@ -234,6 +254,10 @@ class ActiveDataSearch:
         self.acquired.path.touch()  # present even when every accepted plan was "fetch nothing"
         self.evals = JsonlStore(d / "eval.jsonl")
         self.memory = ExemplarMemory()
+        # what a Ray worker needs to build its own copy of these components (ads/executor.py)
+        self.worker_factory = ADSWorkerFactory(cfg, dict(policy_model=policy_model, optimizer_model=optimizer_model,
+                                                         api_model=api_model_arg, judge=judge_arg,
+                                                         registry=registry))
         self._no_data: dict[str, tuple[float, str]] = {}
         atomic_write_json(d / "tasks.json", {"train": [t.to_dict() for t in self.train],
                                              "test": [t.to_dict() for t in self.test]})
@@ -264,66 +288,86 @@ class ActiveDataSearch:
 
     # -- training -----------------------------------------------------------------------
     def _restore_memory(self) -> None:
+        pos = {t.id: i for i, t in enumerate(self.train)}
         for r in self.trajectories:
             if r.get("accepted"):
-                self.memory.add(r["task_id"], r["prompt"], json.dumps({"calls": r["calls"]}, ensure_ascii=False))
+                self.memory.add(r["task_id"], r["prompt"], json.dumps({"calls": r["calls"]}, ensure_ascii=False),
+                                version=(int(r["iteration"]), pos.get(r["task_id"], 10**9)))
 
     def train_iteration(self, it: int) -> dict[str, Any]:
         cfg = self.cfg.loop
         done = self.trajectories.ids()
         rows: list[dict[str, Any]] = []
-        bar = tqdm(self.train, desc=f"iteration {it}: sampling trajectories", unit="task", dynamic_ncols=True)
-        for task in bar:
-            ids = [f"it{it}-{task.id}-s{s}" for s in range(cfg.trajectories_per_task)]
-            if all(i in done for i in ids):  # done before a restart: its records, the null plan's too
-                keep = {*ids, f"it{it}-{task.id}-null"}
-                rows += [r for r in self.trajectories if r["id"] in keep]
-                continue
-            with ledger_scope(iteration=it, task_id=task.id):
-                exemplars = self.memory.nearest(task.prompt, cfg.exemplars, exclude=task.id)
-                samples = []
-                for s, tid in enumerate(ids):
-                    traj = self.optimizer.propose(task, exemplars, s, cfg.optimizer_temperature)
-                    samples.append({"id": tid, **self.run_plan(task, traj)})
-            valid = [r for r in samples if r["reward"] is not None]
-            candidates = valid + ([{"id": None, "reward": 0.0, "cost": 0.0, "calls": []}] if cfg.null_plan_candidate else [])
-            best = max(candidates, key=lambda r: (r["reward"], -r["cost"])) if candidates else None
-            accepted_id = None
-            accepted_null = False
-            if best is not None and best["reward"] >= cfg.accept_threshold:
-                if best["id"] is None:
-                    accepted_null = True
-                else:
-                    accepted_id = best["id"]
-            records = []
-            for r in samples:
-                rec = {**r, "iteration": it, "task_id": task.id, "family": task.family, "prompt": task.prompt,
-                       "gold": task.gold, "accepted": r["id"] == accepted_id, "exemplars_used": len(exemplars)}
-                records.append(rec)
-            if accepted_null:  # record the learned "fetch nothing" decision as its own trajectory
-                records.append({"id": f"it{it}-{task.id}-null", "iteration": it, "task_id": task.id,
-                                "family": task.family, "prompt": task.prompt, "gold": task.gold, "calls": [],
-                                "raw": "<null plan>", "parse_error": None, "observations": [], "cost": 0.0,
-                                "reward": 0.0, "gain": 0.0, "accepted": True, "null_plan": True,
-                                "exemplars_used": len(exemplars)})
-            # acquired data first, trajectories last: a trajectory record marks the task as done
-            for rec in records:
-                if rec["accepted"]:
-                    for j, obs in enumerate(rec["observations"]):
-                        aid = f"{rec['id']}-d{j}"
-                        if obs["ok"] and aid not in self.acquired:
-                            self.acquired.append({"id": aid, "iteration": it, "task_id": task.id,
-                                                  "family": task.family, "api": obs["api"],
-                                                  "arguments": rec["calls"][j]["arguments"], "text": obs["text"],
-                                                  "payload": obs["payload"], "reward": rec["reward"]})
-            for rec in records:
-                if rec["id"] not in done:
-                    self.trajectories.append(rec)
-                if rec["accepted"]:
-                    self.memory.add(task.id, task.prompt, json.dumps({"calls": rec["calls"]}, ensure_ascii=False))
-            rows += records
-            bar.set_postfix(accepted=sum(r["accepted"] and not r.get("null_plan") for r in rows))
+        bar = tqdm(total=len(self.train), desc=f"iteration {it}: sampling trajectories", unit="task",
+                   dynamic_ncols=True)
+        pos = {t.id: i for i, t in enumerate(self.train)}
+        for start in range(0, len(self.train), cfg.task_batch):
+            items = []
+            for task in self.train[start:start + cfg.task_batch]:
+                ids = [f"it{it}-{task.id}-s{s}" for s in range(cfg.trajectories_per_task)]
+                if all(i in done for i in ids):  # done before a restart: its records, the null plan's too
+                    keep = {*ids, f"it{it}-{task.id}-null"}
+                    rows += [r for r in self.trajectories if r["id"] in keep]
+                    bar.update(1)
+                    continue
+                # the memory as it stood when this batch started (with task_batch 1: after the previous task)
+                exemplars = self.memory.nearest(task.prompt, cfg.exemplars, exclude=task.id, before=(it, start))
+                items.append({"it": it, "task": task, "ids": ids, "exemplars": exemplars,
+                              "no_data": self._no_data.get(task.id)})
+            results = self.ctx.executor().imap(train_task_work, items, env=self, factory=self.worker_factory,
+                                               ledger=self.ctx.ledger)
+            for item, (samples, no_data) in zip(items, results):
+                task, exemplars = item["task"], item["exemplars"]
+                if no_data is not None:
+                    self._no_data[task.id] = no_data
+                rows += self._accept_and_write(it, task, samples, exemplars, done, version=(it, pos[task.id]))
+                bar.update(1)
+                bar.set_postfix(accepted=sum(r["accepted"] and not r.get("null_plan") for r in rows))
+        bar.close()
         return self._train_metrics(it, rows)
+
+    def _accept_and_write(self, it: int, task: Task, samples: list[dict[str, Any]], exemplars: list[tuple[str, str]],
+                          done: set[str], version: tuple[int, int]) -> list[dict[str, Any]]:
+        """Rejection sampling over one task's samples; writes its records and updates the memory."""
+        cfg = self.cfg.loop
+        valid = [r for r in samples if r["reward"] is not None]
+        candidates = valid + ([{"id": None, "reward": 0.0, "cost": 0.0, "calls": []}] if cfg.null_plan_candidate else [])
+        best = max(candidates, key=lambda r: (r["reward"], -r["cost"])) if candidates else None
+        accepted_id = None
+        accepted_null = False
+        if best is not None and best["reward"] >= cfg.accept_threshold:
+            if best["id"] is None:
+                accepted_null = True
+            else:
+                accepted_id = best["id"]
+        records = []
+        for r in samples:
+            rec = {**r, "iteration": it, "task_id": task.id, "family": task.family, "prompt": task.prompt,
+                   "gold": task.gold, "accepted": r["id"] == accepted_id, "exemplars_used": len(exemplars)}
+            records.append(rec)
+        if accepted_null:  # record the learned "fetch nothing" decision as its own trajectory
+            records.append({"id": f"it{it}-{task.id}-null", "iteration": it, "task_id": task.id,
+                            "family": task.family, "prompt": task.prompt, "gold": task.gold, "calls": [],
+                            "raw": "<null plan>", "parse_error": None, "observations": [], "cost": 0.0,
+                            "reward": 0.0, "gain": 0.0, "accepted": True, "null_plan": True,
+                            "exemplars_used": len(exemplars)})
+        # acquired data first, trajectories last: a trajectory record marks the task as done
+        for rec in records:
+            if rec["accepted"]:
+                for j, obs in enumerate(rec["observations"]):
+                    aid = f"{rec['id']}-d{j}"
+                    if obs["ok"] and aid not in self.acquired:
+                        self.acquired.append({"id": aid, "iteration": it, "task_id": task.id,
+                                              "family": task.family, "api": obs["api"],
+                                              "arguments": rec["calls"][j]["arguments"], "text": obs["text"],
+                                              "payload": obs["payload"], "reward": rec["reward"]})
+        for rec in records:
+            if rec["id"] not in done:
+                self.trajectories.append(rec)
+            if rec["accepted"]:
+                self.memory.add(task.id, task.prompt, json.dumps({"calls": rec["calls"]}, ensure_ascii=False),
+                                version=version)
+        return records
 
     def _train_metrics(self, it: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         sampled = [r for r in rows if not r.get("null_plan")]
@@ -351,11 +395,13 @@ class ActiveDataSearch:
         }
 
     # -- evaluation ---------------------------------------------------------------------
-    def plan_for(self, method: str, task: Task, learned_cost: float) -> Trajectory | None:
+    def plan_for(self, method: str, task: Task, learned_cost: float,
+                 exemplars: list[tuple[str, str]] | None = None) -> Trajectory | None:
         if method == "no_data":
             return None
         if method == "learned":
-            exemplars = self.memory.nearest(task.prompt, self.cfg.loop.exemplars)
+            if exemplars is None:
+                exemplars = self.memory.nearest(task.prompt, self.cfg.loop.exemplars)
             return self.optimizer.propose(task, exemplars, sample=0, temperature=0.0)
         if method == "random_equal_cost":
             rng = random.Random(f"{self.cfg.seed}:{task.id}:{learned_cost}")
@@ -364,35 +410,64 @@ class ActiveDataSearch:
 
     def evaluate(self, it: int) -> dict[str, Any]:
         done = self.evals.ids()
-        results: list[dict[str, Any]] = []
-        bar = tqdm(self.test, desc=f"iteration {it}: evaluating on held-out tasks", unit="task", dynamic_ncols=True)
+        stored = {r["id"]: r for r in self.evals if r["id"] in done} if done else {}
         self._no_data.clear()  # recompute (from the cache) so each evaluation charges its no-data calls
-        for task in bar:
-            learned_cost = 0.0
-            for method in METHODS:  # "no_data" first: its scope gets the policy's no-data call
-                eid = f"eval-it{it}-{method}-{task.id}"
-                if eid in done:
-                    rec = next(r for r in self.evals if r["id"] == eid)
-                else:
-                    scope = f"eval:{method}:{task.id}"
-                    with ledger_scope(iteration=f"eval-{it}", task_id=scope), self.ctx.ledger.measure() as spent:
-                        base, base_answer = self.no_data_score(task)
-                        traj = self.plan_for(method, task, learned_cost)
-                        if traj is None:
-                            out = {"calls": [], "cost": 0.0, "answer": base_answer, "score_with": base,
-                                   "parse_error": None}
-                        else:
-                            out = self.run_plan(task, traj)
-                    tokens = spent["total_tokens"] + spent["replayed_tokens"]  # what the method needs
-                    rec = {"id": eid, "iteration": it, "method": method, "task_id": task.id, "family": task.family,
-                           "score": out["score_with"], "no_data_score": base, "cost": out["cost"],
-                           "tokens": tokens, "answer": out["answer"][:500], "calls": out["calls"],
-                           "parse_error": out.get("parse_error"), "gold": task.gold}
+        # the memory as it stood after training iteration `it` (a resumed run restores later entries too)
+        items = [{"it": it, "task": task,
+                  "exemplars": self.memory.nearest(task.prompt, self.cfg.loop.exemplars, before=(it + 1, 0)),
+                  "stored": {m: stored[e] for m in METHODS if (e := f"eval-it{it}-{m}-{task.id}") in stored}}
+                 for task in self.test]
+        results: list[dict[str, Any]] = []
+        out = self.ctx.executor().imap(eval_task_work, items, env=self, factory=self.worker_factory,
+                                       ledger=self.ctx.ledger)
+        bar = tqdm(out, total=len(items), desc=f"iteration {it}: evaluating on held-out tasks", unit="task",
+                   dynamic_ncols=True)
+        for recs in bar:
+            for rec in recs:
+                if rec["id"] not in done:
                     self.evals.append(rec)
-                if method == "learned":
-                    learned_cost = rec["cost"]
-                results.append(rec)
+            results += recs
         return summarize_eval(it, results)
+
+    def eval_task(self, it: int, task: Task, exemplars: list[tuple[str, str]],
+                  stored: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The four methods on one held-out task ("no_data" first: its scope gets the no-data call)."""
+        self._no_data.pop(task.id, None)
+        learned_cost = 0.0
+        recs = []
+        for method in METHODS:
+            eid = f"eval-it{it}-{method}-{task.id}"
+            rec = stored.get(method)
+            if rec is None:
+                scope = f"eval:{method}:{task.id}"
+                with ledger_scope(iteration=f"eval-{it}", task_id=scope), self.ctx.ledger.measure() as spent:
+                    base, base_answer = self.no_data_score(task)
+                    traj = self.plan_for(method, task, learned_cost, exemplars)
+                    if traj is None:
+                        out = {"calls": [], "cost": 0.0, "answer": base_answer, "score_with": base,
+                               "parse_error": None}
+                    else:
+                        out = self.run_plan(task, traj)
+                tokens = spent["total_tokens"] + spent["replayed_tokens"]  # what the method needs
+                rec = {"id": eid, "iteration": it, "method": method, "task_id": task.id, "family": task.family,
+                       "score": out["score_with"], "no_data_score": base, "cost": out["cost"],
+                       "tokens": tokens, "answer": out["answer"][:500], "calls": out["calls"],
+                       "parse_error": out.get("parse_error"), "gold": task.gold}
+            if method == "learned":
+                learned_cost = rec["cost"]
+            recs.append(rec)
+        return recs
+
+    def train_task(self, it: int, task: Task, ids: list[str], exemplars: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The k sampled trajectories of one training task, executed and scored (nothing written)."""
+        cfg = self.cfg.loop
+        with ledger_scope(iteration=it, task_id=task.id):
+            samples = []
+            for s, tid in enumerate(ids):
+                traj = self.optimizer.propose(task, exemplars, s, cfg.optimizer_temperature)
+                samples.append({"id": tid, **self.run_plan(task, traj)})
+        return samples
+
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -409,6 +484,51 @@ class ActiveDataSearch:
             evaluation.append(ev)
             self.ctx.tracker.log(flatten_eval(ev), step=it)
         return {"training": training, "evaluation": evaluation}
+
+
+# --- work items for the executor (ads/executor.py) ----------------------------------------------
+def train_task_work(env: ActiveDataSearch, item: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    """One training task on whichever process holds `env`; returns its samples and no-data answer."""
+    task = item["task"]
+    if item["no_data"] is not None:  # the driver's knowledge, so no worker repeats a no-data call
+        env._no_data[task.id] = tuple(item["no_data"])
+    else:
+        env._no_data.pop(task.id, None)
+    samples = env.train_task(item["it"], task, item["ids"], item["exemplars"])
+    return samples, env._no_data.get(task.id)
+
+
+def eval_task_work(env: ActiveDataSearch, item: dict[str, Any]) -> list[dict[str, Any]]:
+    return env.eval_task(item["it"], item["task"], item["exemplars"], item["stored"])
+
+
+class ADSWorkerFactory:
+    """Builds a Ray worker's own ActiveDataSearch from the config (and any injected test components):
+    its own models, API registry and request cache, an in-memory ledger, no output files."""
+
+    def __init__(self, cfg: ADSConfig, components: dict[str, Any]):
+        self.cfg, self.components = cfg, components
+
+    def __getstate__(self) -> dict[str, Any]:
+        comps = dict(self.components)
+        if comps.get("registry") is not None:  # the driver's registry points at the driver's ledger
+            import copy
+
+            comps["registry"] = copy.copy(comps["registry"])
+            comps["registry"].ledger = None
+        return {"cfg": self.cfg, "components": comps}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __call__(self) -> ActiveDataSearch:
+        ctx = RunContext.for_worker(self.cfg)
+        env = ActiveDataSearch(self.cfg, ctx, tasks=([], []), **self.components)
+        lora = getattr(env, "lora", None)
+        if lora is not None and getattr(lora, "enabled", False):
+            # adapters are trained and swapped in by the driver after each iteration; workers would not see them
+            raise RuntimeError("loop.policy_update/optimizer_update 'lora' runs with executor.kind 'local' only")
+        return env
 
 
 def summarize_eval(it: int, results: list[dict[str, Any]]) -> dict[str, Any]:
