@@ -56,8 +56,8 @@ def available_names(models_dir: str | Path) -> dict[str, Path]:
 
 def resolve(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> ResolvedModel:
     backend = cfg.backend
-    if cfg.base_url or backend == "openai":
-        if not cfg.base_url:
+    if cfg.base_url or cfg.base_urls or backend == "openai":
+        if not (cfg.base_url or cfg.base_urls):
             raise ModelError(f"model {cfg.name!r}: backend 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1)")
         return ResolvedModel("openai", cfg.name, cfg.name)
     if backend == "fake":
@@ -86,8 +86,10 @@ def resolve(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Resolv
 def load(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Model:
     r = resolve(cfg, models_dir)
     if r.backend == "openai":
-        from models.openai_compat import OpenAICompatModel
+        from models.openai_compat import OpenAICompatModel, OpenAICompatPool
 
+        if cfg.base_urls:
+            return OpenAICompatPool.from_config(cfg)
         return OpenAICompatModel.from_config(cfg)
     if r.backend == "transformers":
         from models.hf import HFModel
@@ -112,7 +114,7 @@ class ModelPool:
 
     def get(self, cfg: ModelConfig) -> Model:
         r = resolve(cfg, self.models_dir)
-        key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url, cfg.reuse_prefix])
+        key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url, cfg.base_urls, cfg.reuse_prefix])
         with self._lock:
             if key not in self._models:
                 self._models[key] = load(cfg, self.models_dir)
