@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from ads.config import ModelConfig, RunConfig, Strict
+from ads.generators.ads_lora import LoraUpdateConfig, LoraUpdates, check_lora_config
 from ads.generators.trajectory import (ApiCall, Trajectory, execute, parse_trajectory, render_context,
                                        trajectory_schema)
 from ads.ledger import ledger_scope
@@ -56,21 +57,13 @@ class LoopConfig(Strict):
     context_chars: int = Field(2400, ge=100)
     answer_max_tokens: int = Field(32, ge=4)
     reasoning_max_tokens: int = Field(200, ge=16)  # for gsm8k-style families
-    policy_update: str = Field("in_context", pattern="^(in_context|lora)$")
+    policy_update: str = Field("in_context", pattern="^(in_context|lora)$")  # lora: see ads_lora.py
+    optimizer_update: str = Field("exemplars", pattern="^(exemplars|lora)$")  # lora: + a LoRA on accepted plans
     evaluate_before_training: bool = True
     # training tasks between exemplar-memory updates. 1: after every task (sequential). n > 1: n
     # tasks see the same memory and run at once on the executor. Outputs depend on this, not on
     # the executor (executor.kind local or ray gives the same records for the same value).
     task_batch: int = Field(1, ge=1)
-
-    @field_validator("policy_update")
-    @classmethod
-    def _lora_not_built(cls, v: str) -> str:
-        # Refused loudly rather than silently running in-context: see README "ADS: status".
-        if v == "lora":
-            raise ValueError("'lora' (a LoRA fine-tune of the policy on acquired data) is not implemented yet; "
-                             "use 'in_context'")
-        return v
 
 
 class ADSConfig(RunConfig):
@@ -82,6 +75,12 @@ class ADSConfig(RunConfig):
     tasks: TasksConfig = TasksConfig()
     apis: ApisConfig = ApisConfig()
     loop: LoopConfig = LoopConfig()
+    lora_update: LoraUpdateConfig = LoraUpdateConfig()  # used by loop.policy_update / optimizer_update: lora
+
+    @model_validator(mode="after")
+    def _lora_needs_local_weights(self) -> "ADSConfig":
+        check_lora_config(self)
+        return self
 
 
 # --- the optimizer ---------------------------------------------------------------------------
@@ -175,11 +174,16 @@ class Policy:
     def __init__(self, model: Model, cfg: LoopConfig, seed: int, judge: Any | None = None):
         self.model, self.cfg, self.seed, self.judge = model, cfg, seed, judge
 
-    def answer(self, task: Task, context: str) -> PolicyAnswer:
+    @staticmethod
+    def messages(task: Task, context: str) -> list[dict[str, str]]:
+        """The policy's prompt (also the prompt of its LoRA training examples, ads_lora.py)."""
         user = (f"Reference material:\n{context}\n\nTask: {task.prompt}" if context else f"Task: {task.prompt}")
+        return [{"role": "system", "content": POLICY_SYSTEM}, {"role": "user", "content": user}]
+
+    def answer(self, task: Task, context: str) -> PolicyAnswer:
         max_tokens = self.cfg.reasoning_max_tokens if task.family in ("gsm8k", "user") else self.cfg.answer_max_tokens
         try:
-            out = self.model.generate([{"role": "system", "content": POLICY_SYSTEM}, {"role": "user", "content": user}],
+            out = self.model.generate(self.messages(task, context),
                                       max_tokens=max_tokens, temperature=0.0, seed=self.seed, sample_id="policy")
             text = out.text
         except EndpointFailingError:
@@ -259,6 +263,7 @@ class ActiveDataSearch:
                                                          api_model=api_model_arg, judge=judge_arg,
                                                          registry=registry))
         self._no_data: dict[str, tuple[float, str]] = {}
+        self.lora = LoraUpdates(self)  # loop.policy_update / optimizer_update: lora (ads_lora.py)
         atomic_write_json(d / "tasks.json", {"train": [t.to_dict() for t in self.train],
                                              "test": [t.to_dict() for t in self.test]})
 
@@ -470,17 +475,22 @@ class ActiveDataSearch:
 
 
     # -- driver -------------------------------------------------------------------------
+    def models_in_use(self) -> dict[str, str]:
+        return {"policy": self.policy_model.model_id, "optimizer": self.optimizer_model.model_id}
+
     def run(self) -> dict[str, Any]:
         self._restore_memory()
         training, evaluation = [], []
         if self.cfg.loop.evaluate_before_training:
-            evaluation.append(self.evaluate(0))
+            evaluation.append({**self.evaluate(0), "models": self.models_in_use()})
         for it in range(1, self.cfg.loop.iterations + 1):
             tm = self.train_iteration(it)
+            if self.lora.enabled:  # train / load this iteration's adapters and serve them from now on
+                tm.update(self.lora.after_iteration(it))
             training.append(tm)
             self.ctx.tracker.log({f"train/{k}": v for k, v in tm.items() if isinstance(v, (int, float))}, step=it)
             self.ctx.save_state({"completed_iteration": it, "memory_size": len(self.memory.items)})
-            ev = self.evaluate(it)
+            ev = {**self.evaluate(it), "models": self.models_in_use()}
             evaluation.append(ev)
             self.ctx.tracker.log(flatten_eval(ev), step=it)
         return {"training": training, "evaluation": evaluation}

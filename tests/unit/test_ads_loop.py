@@ -180,8 +180,3 @@ def test_task_placeholder_lets_one_plan_serve_every_task(tmp_path):
     accepted = [r for r in rows if r.get("accepted")]
     assert accepted and all(r["calls"][0]["arguments"]["query"] == "{task}" for r in accepted)
     assert all(r["gain"] == 1.0 for r in accepted)  # the filled query found each task's own answer
-
-
-def test_lora_policy_update_is_refused_with_a_pointer_not_silently_ignored():
-    with pytest.raises(Exception, match="not implemented yet"):
-        ADSConfig.model_validate({"loop": {"policy_update": "lora"}})
