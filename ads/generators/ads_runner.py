@@ -2,7 +2,8 @@
 
 Outputs in the run folder: evaluation_results.json, training_metrics.json,
 trajectories.jsonl, acquired_data.jsonl (+ a `datasets` copy with a data card), eval.jsonl,
-ledger.jsonl, state.json, summary.json and PNG plots of reward, cost and win rate.
+ledger.jsonl, state.json, summary.json and PNG plots of reward, cost and win rate; with the
+LoRA options (ads_lora.py) also policy_lora/itN/ and optimizer_lora/itN/ (peft adapter folders).
 """
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ def run(cfg: ADSConfig, ctx: RunContext, **components: Any) -> dict[str, Any]:
                    str(t["api_cost"]), str(t["total_tokens"])] for t in result["training"]]
     print_table("Training iterations", ["iter", "mean reward", "mean best", "accept rate", "accepted",
                                         "parse failures", "API cost", "tokens"], train_rows)
+    for t in result["training"]:  # loop.policy_update / optimizer_update: lora (ads_lora.py)
+        for role in ("policy", "optimizer"):
+            info = t.get(f"{role}_lora")
+            if info is None:
+                continue
+            losses = info.get("losses") or []
+            done = (f"trained on {info.get('examples')} examples, {info.get('steps')} steps, loss "
+                    f"{losses[0]:.3f} -> {losses[-1]:.3f}, {info.get('train_time_s')} s, {info.get('tokens')} tokens"
+                    + (" (loaded, not retrained)" if info.get("resumed") else "")) if info.get("trained") and losses \
+                else f"not retrained ({info.get('reason')})"
+            print(f"{role} LoRA after iteration {t['iteration']}: {done}; serving {info.get('model_id')}")
     for line in evaluation["verdict"]:
         print(line)
     led = summary["ledger"]["run"]
