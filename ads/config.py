@@ -157,6 +157,12 @@ def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | No
 def config_hash(cfg: BaseModel) -> str:
     data = cfg.model_dump(mode="json")
     data.pop("executor", None)  # where items run does not change what they produce
+    # ADS LoRA options (ads/generators/ads_lora.py) left off change nothing: the run id stays what it was
+    loop = data.get("loop") if isinstance(data.get("loop"), dict) else {}
+    if loop.get("optimizer_update") == "exemplars":
+        loop.pop("optimizer_update")
+    if "lora_update" in data and loop.get("policy_update") != "lora" and "optimizer_update" not in loop:
+        data.pop("lora_update")
     blob = json.dumps(data, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from ads.config import ConfigError, load_config, validate
+from ads.config import ConfigError, config_hash, load_config, validate
 from ads.generators import ads_lora
 from ads.generators.active_search import POLICY_SYSTEM, ADSConfig
 from ads.generators.ads_runner import run
@@ -239,3 +239,13 @@ def test_a_base_transformers_cannot_load_is_a_config_error_before_any_record(tmp
     with pytest.raises(ConfigError, match="no-such-model"):
         run(cfg, ctx, **parts)
     assert not ctx.has_records()
+
+
+def test_run_id_ignores_lora_settings_while_the_options_are_off():
+    base = ADSConfig()
+    tuned_hp = ADSConfig.model_validate({"lora_update": {"train": {"lr": 1e-3}}})
+    assert config_hash(tuned_hp) == config_hash(base)  # older configs keep their run folders
+    on = ADSConfig.model_validate({"loop": {"policy_update": "lora"}})
+    on_hp = ADSConfig.model_validate({"loop": {"policy_update": "lora"}, "lora_update": {"train": {"lr": 1e-3}}})
+    opt = ADSConfig.model_validate({"loop": {"optimizer_update": "lora"}})
+    assert len({config_hash(c) for c in (base, on, on_hp, opt)}) == 4
