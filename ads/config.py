@@ -70,8 +70,8 @@ class ExecutorConfig(Strict):
     """Where a generator's independent items run (ads/executor.py). Not part of the run id:
     a run started locally can be resumed on Ray and lands in the same folder."""
 
-    kind: Literal["local", "ray"] = "local"
-    workers: int = Field(2, ge=1)  # Ray actors, each with its own model instances
+    kind: Literal["local", "threads", "ray"] = "local"
+    workers: int = Field(2, ge=1)  # Ray actors or threads, each with its own model instances
     address: str | None = None  # None: $RAY_ADDRESS if set, else a local cluster; "auto", "ray://host:10001"
     num_cpus_per_worker: float = Field(1.0, gt=0)
     runtime_env: dict[str, Any] | None = None  # passed to ray.init, e.g. {working_dir: ., excludes: [cache]}

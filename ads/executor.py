@@ -175,8 +175,6 @@ class RayExecutor:
              ledger: Any = None) -> Iterator[Any]:
         if factory is None:
             raise ValueError("the ray executor needs a factory that builds each worker's env")
-        from ads.ledger import LedgerEntry
-
         ray = self._ray
         key, fref = self._factory_ref(factory)
         items = list(items)
@@ -201,10 +199,7 @@ class RayExecutor:
                         done[i] = ray.get(ref)
                 ok, out, entries = done.pop(emitted)
                 emitted += 1
-                if ledger is not None:
-                    fields = LedgerEntry.__dataclass_fields__
-                    for d in entries:
-                        ledger.record(LedgerEntry(**{k: v for k, v in d.items() if k in fields}))
+                _replay(ledger, entries)
                 if not ok:
                     raise out
                 yield out
@@ -233,9 +228,70 @@ class RayExecutor:
             ray.shutdown()
 
 
+class ThreadExecutor:
+    """`workers` threads in this process, each with its own env from `factory()` (as a Ray actor has).
+
+    For HTTP backends (a server pool) this keeps `workers` requests in flight without Ray; llama.cpp
+    releases the GIL while it computes, so in-process models (one per thread) also overlap.
+    Same ordering and ledger contract as RayExecutor.
+    """
+
+    kind = "threads"
+
+    def __init__(self, workers: int = 2):
+        from concurrent.futures import ThreadPoolExecutor
+        import threading
+
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ads-exec")
+        self._local = threading.local()
+
+    def _run(self, key: str, factory: Callable[[], Any], fn: Work, item: Any) -> tuple[bool, Any, list[dict]]:
+        w = getattr(self._local, "worker", None)
+        if w is None:
+            w = self._local.worker = _Worker.__new__(_Worker)
+            w._envs = {}
+        return w.run(key, factory, fn, item)
+
+    def imap(self, fn: Work, items: Sequence[Any], *, env: Any = None, factory: Callable[[], Any] | None = None,
+             ledger: Any = None) -> Iterator[Any]:
+        if factory is None:
+            raise ValueError("the threads executor needs a factory that builds each worker's env")
+        key = f"{id(factory)}"
+        futures = [self._pool.submit(self._run, key, factory, fn, item) for item in items]
+        try:
+            for fut in futures:
+                ok, out, entries = fut.result()
+                _replay(ledger, entries)
+                if not ok:
+                    raise out
+                yield out
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def map(self, fn: Work, items: Sequence[Any], **kw: Any) -> list[Any]:
+        return list(self.imap(fn, items, **kw))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _replay(ledger: Any, entries: list[dict]) -> None:
+    if ledger is None or not entries:
+        return
+    from ads.ledger import LedgerEntry
+
+    fields = LedgerEntry.__dataclass_fields__
+    for d in entries:
+        ledger.record(LedgerEntry(**{k: v for k, v in d.items() if k in fields}))
+
+
 def make_executor(cfg: Any) -> Executor:
     """From an `ads.config.ExecutorConfig` (None -> local)."""
     if cfg is None or cfg.kind == "local":
         return LocalExecutor()
+    if cfg.kind == "threads":
+        return ThreadExecutor(workers=cfg.workers)
     return RayExecutor(workers=cfg.workers, address=cfg.address, num_cpus_per_worker=cfg.num_cpus_per_worker,
                        runtime_env=cfg.runtime_env)

@@ -532,8 +532,13 @@ class ADSWorkerFactory:
         self.__dict__.update(state)
 
     def __call__(self) -> ActiveDataSearch:
+        import copy
+
+        comps = dict(self.components)
+        if comps.get("registry") is not None:  # each worker points its own registry copy at its own ledger
+            comps["registry"] = copy.copy(comps["registry"])
         ctx = RunContext.for_worker(self.cfg)
-        env = ActiveDataSearch(self.cfg, ctx, tasks=([], []), **self.components)
+        env = ActiveDataSearch(self.cfg, ctx, tasks=([], []), **comps)
         lora = getattr(env, "lora", None)
         if lora is not None and getattr(lora, "enabled", False):
             # adapters are trained and swapped in by the driver after each iteration; workers would not see them

@@ -63,6 +63,19 @@ def test_executor_config_is_validated_and_not_part_of_the_run_id(tmp_path):
     assert config_hash(local) != config_hash(load_config(ADSConfig, None, ["loop.task_batch=2"]))
 
 
+def test_threads_executor_gives_the_same_records_and_ledger_as_local(tmp_path):
+    """Threads build their own env from the factory, like Ray actors: same contract, no Ray needed."""
+    res = {}
+    for kind in ("local", "threads"):
+        cfg, parts = make(tmp_path / kind, executor=kind, task_batch=3)
+        ctx = RunContext.create(cfg)
+        run(cfg, ctx, **parts)
+        res[kind] = outputs(ctx.run_dir)
+    assert res["local"]["ledger"] and any('"kind": "api"' in e for e in res["local"]["ledger"])
+    for key in res["local"]:
+        assert res["threads"][key] == res["local"][key], key
+
+
 def test_task_batch_tasks_share_the_memory_of_the_batch_start(tmp_path):
     """task_batch 1 keeps the sequential semantics (later tasks see earlier tasks' accepted plans);
     with task_batch 3 no training task of iteration 1 sees another's plan from the same iteration."""
