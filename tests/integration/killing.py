@@ -3,6 +3,8 @@
 A reference run goes first with a fresh request cache; its model calls (real SmolLM2, seeded)
 then replay from a copy of that cache in every killed run, so kills land at random points of a
 run that takes seconds instead of minutes, and the uninterrupted outputs are known exactly.
+Kill points are drawn by progress (records on disk, plus a random delay), not by wall time, so
+they land inside the run however loaded the machine is.
 What is under test is the write path: append-only stores, state files and --resume.
 """
 from __future__ import annotations
@@ -32,11 +34,17 @@ class GeneratorSpec:
     argv: list[str]                      # after `main.py generate`
     records: list[str]                   # JSONL outputs compared record by record (by id)
     id_field: str = "id"
+    id_fields: dict[str, str] = field(default_factory=dict)  # per-file id field, where it is not id_field
+    # Per file: which rows are outputs. Bookkeeping rows that only a resumed run writes (a
+    # "run_start" marker, say) are left out of the comparison; every output row must match.
+    keep: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # JSON outputs compared whole
     # Fields that count compute actually spent: a killed run re-does unrecorded work (from the
     # cache), so these may honestly differ from an uninterrupted run's.
     volatile: set[str] = field(default_factory=set)
     timeout_s: float = 900
+    ci: bool = True      # False: only in the `-m slow` loop (a reference run too long for CI)
+    ci_kills: int = 1    # kills in the CI run (the slow loop runs ten)
 
 
 def strip(obj: Any, extra: frozenset[str] | set[str] = frozenset()) -> Any:
@@ -72,17 +80,39 @@ def run_to_end(spec: GeneratorSpec, results: Path, cache: Path, extra: list[str]
     return time.perf_counter() - t0
 
 
-def kill_after(spec: GeneratorSpec, results: Path, cache: Path, delay_s: float) -> bool:
-    """Start a run and SIGKILL it after delay_s. Returns whether it was still running (really killed)."""
+def records_on_disk(spec: GeneratorSpec, results: Path) -> int:
+    """Complete lines in the record files of the (single) run folder under `results`."""
+    n = 0
+    if results.exists():
+        for d in results.iterdir():
+            for name in spec.records:
+                try:
+                    n += (d / name).read_bytes().count(b"\n")
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+    return n
+
+
+def kill_at(spec: GeneratorSpec, results: Path, cache: Path, after_records: int, jitter_s: float) -> bool:
+    """Start a run; once `after_records` record lines are on disk, wait `jitter_s` and SIGKILL it.
+    Returns whether it was still running (really killed)."""
     p = subprocess.Popen(_cmd(spec, results, cache, []), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    t0 = time.perf_counter()
     try:
-        p.wait(timeout=delay_s)
+        while p.poll() is None and (not results.exists() or records_on_disk(spec, results) < after_records):
+            assert time.perf_counter() - t0 < spec.timeout_s, f"{spec.name}: the killed run hung"
+            time.sleep(0.01)
+        p.wait(timeout=jitter_s)
         return False
     except subprocess.TimeoutExpired:
         p.send_signal(signal.SIGKILL)
         p.wait()
         return True
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def run_dir(results: Path) -> Path:
@@ -94,8 +124,9 @@ def run_dir(results: Path) -> Path:
 def outputs(spec: GeneratorSpec, d: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in spec.records:
-        rows = read_jsonl(d / name)
-        ids = [r[spec.id_field] for r in rows]
+        rows = [r for r in read_jsonl(d / name) if name not in spec.keep or spec.keep[name](r)]
+        key = spec.id_fields.get(name, spec.id_field)
+        ids = [r[key] for r in rows]
         assert len(ids) == len(set(ids)), f"{spec.name}: duplicated records in {name}"
         out[name] = {i: strip(r, spec.volatile) for i, r in zip(ids, rows)}
     for name in spec.files:
@@ -111,32 +142,52 @@ def check_ledger(d: Path) -> None:
         assert s["total_tokens"] == sum(r.get("prompt_tokens", 0) + r.get("completion_tokens", 0) for r in rows)
 
 
-def kill_and_resume(spec: GeneratorSpec, tmp: Path, kills: int, seed: int = 0) -> list[float]:
-    """Reference run, then `kills` trials: kill at a random moment, resume to the end, compare."""
+def kill_and_resume(spec: GeneratorSpec, tmp: Path, kills: int, seed: int = 0,
+                    replay: bool = True) -> list[tuple[int, float]]:
+    """Reference run, then `kills` trials: kill at a random point, resume to the end, compare.
+
+    A random point: after a random number k of the reference's record lines (0 <= k < all of
+    them) are on disk, plus a random 0-1.5 s (shortened when the run finishes within it), so
+    kills land between records, inside a model call or a write, and in the bookkeeping after
+    the last record. `replay`: also check first that a
+    plain run from the cached calls reproduces the reference (a determinism check that tells a
+    non-deterministic generator apart from a resume bug; the kill trials imply it).
+    """
     cache = tmp / "reference.sqlite"
     run_to_end(spec, tmp / "ref", cache)
     reference = outputs(spec, run_dir(tmp / "ref"))
-    assert any(reference[n] for n in spec.records), f"{spec.name}: the reference run wrote no records"
-    replay_s = run_to_end(spec, tmp / "replay", _copy(cache, tmp / "replay.sqlite"))
-    replay = outputs(spec, run_dir(tmp / "replay"))
-    assert replay == reference, f"{spec.name}: a cached replay differs: {first_difference(reference, replay)}"
+    total = records_on_disk(spec, tmp / "ref")
+    assert total and any(reference[n] for n in spec.records), f"{spec.name}: the reference run wrote no records"
+    if replay:
+        run_to_end(spec, tmp / "replay", _copy(cache, tmp / "replay.sqlite"))
+        got = outputs(spec, run_dir(tmp / "replay"))
+        assert got == reference, f"{spec.name}: a cached replay differs: {first_difference(reference, got)}"
     rng = random.Random(seed)
-    delays = []
+    points, resumed = [], 0
     for i in range(kills):
         results, c = tmp / f"kill{i}", _copy(cache, tmp / f"kill{i}.sqlite")
-        delay = rng.uniform(0.1, 1.0) * replay_s
-        delays.append(round(delay, 2))
-        if kill_after(spec, results, c, delay) and results.exists() and any(results.iterdir()):
+        after, jitter = rng.randrange(total), round(rng.uniform(0.0, 1.5), 2)
+        killed = kill_at(spec, results, c, after, jitter)
+        while not killed and jitter > 0.01:  # it finished within the delay: the same point, sooner
+            shutil.rmtree(results, ignore_errors=True)
+            jitter = round(jitter / 4, 3)
+            killed = kill_at(spec, results, c, after, jitter)
+        points.append((after, jitter))
+        if killed and results.exists() and any(results.iterdir()):
             run_to_end(spec, results, c, ["--resume"])
+            resumed += 1
         else:  # killed before the folder existed, or it finished first: a plain run
             shutil.rmtree(results, ignore_errors=True)
             run_to_end(spec, results, c)
         d = run_dir(results)
         got = outputs(spec, d)
-        assert got == reference, f"{spec.name}: outputs differ after a kill at {delay:.2f}s: " \
+        assert got == reference, f"{spec.name}: outputs differ after a kill at {after} records + {jitter}s: " \
                                  f"{first_difference(reference, got)}"
         check_ledger(d)
-    return delays
+    # a kill loop in which no run was ever killed mid-way and resumed has tested nothing
+    assert resumed >= (kills + 1) // 2, f"{spec.name}: only {resumed} of {kills} trials were killed and resumed " \
+                                        f"(points {points})"
+    return points
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str:
