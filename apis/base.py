@@ -122,6 +122,10 @@ class ApiRegistry:
                 obs = api(**clean)
                 obs.api = name
             except Exception as e:  # an API bug must cost this trajectory, not the run
+                from models.openai_compat import EndpointFailingError
+
+                if isinstance(e, EndpointFailingError):
+                    raise  # its model endpoint's circuit is open: every later call fails alike, end the run
                 err = f"{name} failed: {type(e).__name__}: {e}"
         if err is not None:
             self.error_counts[name] = self.error_counts.get(name, 0) + 1

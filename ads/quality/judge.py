@@ -192,6 +192,10 @@ class Judge:
                 out = self.model.generate(msgs, max_tokens=self.cfg.max_tokens, temperature=temp, seed=seed,
                                           sample_id=sid, json_schema=self.schema)
             except ModelError as e:
+                from models.openai_compat import EndpointFailingError
+
+                if isinstance(e, EndpointFailingError):
+                    raise  # the judge's endpoint is failing: end the run loudly, not as unjudged items
                 last_err, model_errors = f"model error: {e}", model_errors + 1
                 continue
             raw = out.text

@@ -22,6 +22,7 @@ from ads.generators.persp.config import OutputFormat, Perspective, QualityConfig
 from ads.generators.persp.inputs import TaskInput
 from ads.quality import Judge, ValidatorSuite
 from models.base import Completion, Message, Model, ModelError, ModelNotFoundError, approx_tokens
+from models.openai_compat import EndpointFailingError
 from models.structured import parse_json
 
 
@@ -218,8 +219,8 @@ class Engine:
                                           seed=self.seed, sample_id=sample_id, json_schema=json_schema)
                 usage.add(out)
                 return out
-            except ModelNotFoundError:
-                raise
+            except (ModelNotFoundError, EndpointFailingError):
+                raise  # a missing model, or an endpoint whose circuit is open: every unit would fail alike
             except ModelError as e:
                 usage.model_errors += 1
                 last = e
