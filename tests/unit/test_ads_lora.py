@@ -106,7 +106,8 @@ def test_policy_is_tuned_on_acquired_context_to_gold_and_serves_the_evaluation(t
     assert [(r, len(ex)) for r, _, ex in s.trained] == [("policy", 3)]
     ex = s.trained[0][2][0]
     assert ex.messages[0] == {"role": "system", "content": POLICY_SYSTEM}
-    assert ex.messages[1]["content"] == "Reference material:\n[1] The answer is Alpha.\n\nTask: Name the subject. Key kw-alpha"
+    assert ex.messages[1]["content"] == ("Reference material:\n[1] The answer is Alpha.\n\n"
+                                         "Task: Name the subject. Key kw-alpha")
     assert ex.response == "Alpha" and ex.source == "it1-wiki_name-0-s0"
     # the adapter is saved complete, no temporary folder left
     a = d / "policy_lora" / "it1"
