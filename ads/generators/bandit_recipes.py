@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ads.config import ConfigError, ModelConfig, RunConfig, Strict
-from ads.generators.bandit.arms import Arm, build_arms
+from ads.generators.bandit.arms import Arm, Attempt, build_arms
 from ads.generators.bandit.checks import DistinctSlotsValidator, FacetMentionValidator
 from ads.generators.bandit.plots import write_plots
 from ads.generators.bandit.recipe import Context, RecipeSpec, extract_context
@@ -106,6 +106,7 @@ class BanditRun:
                                     + [FacetMentionValidator(f) for f in self.context.mention_facets]
                                     + ([DistinctSlotsValidator()] if self.context.grammar is not None else []))
         self.router = Router(cfg.router, cfg.seed)
+        self.worker_factory = BanditWorkerFactory(cfg, model)  # what a Ray/threads worker builds (generation only)
         d = ctx.run_dir
         self.samples = JsonlStore(d / "samples.jsonl")
         self.dataset = JsonlStore(d / "dataset.jsonl")
@@ -153,9 +154,10 @@ class BanditRun:
         return {"id": s["id"], **s["record"], "arm": s["arm"], "iteration": s["iteration"], "reward": s["reward"]}
 
     # -- one item, one batch --------------------------------------------------------------
-    def _attempt(self, arm: Arm, item_id: str, iteration: int) -> dict[str, Any]:
+    def _attempt(self, arm: Arm, item_id: str, iteration: int, generated: tuple[Attempt, float]) -> dict[str, Any]:
+        """Validate one generated item (in the driver: the novelty validator remembers what passed)."""
+        att, gen_s = generated
         t0 = time.perf_counter()
-        att = arm.generate(self.model, self.context, item_id, seed=self.cfg.seed, max_tokens=self.cfg.loop.max_tokens)
         result: SuiteResult | None = None
         if att.record is not None:
             result = self.suite.run({"id": item_id, **att.record}, item_id=item_id)
@@ -166,7 +168,7 @@ class BanditRun:
                 "record": att.record, "validation": result.to_dict() if result else None,
                 "raw": att.raw[:1000] if att.record is None else "", "meta": att.meta,
                 "tokens": att.prompt_tokens + att.completion_tokens, "latency_s": round(att.latency_s, 3),
-                "wall_s": round(time.perf_counter() - t0, 3)}
+                "wall_s": round(gen_s + time.perf_counter() - t0, 3)}
 
     def _iteration(self, progress: Any) -> dict[str, Any]:
         it = self.state.iteration
@@ -176,11 +178,17 @@ class BanditRun:
         stored = {s["id"]: s for s in self.sample_log if s["iteration"] == it}
         batch = []
         t0 = time.perf_counter()
-        for j in range(n):
-            item_id = f"it{it:04d}-{j:02d}"
+        ids = [f"it{it:04d}-{j:02d}" for j in range(n)]
+        # the batch's items are independent given the arm (facets are drawn per item id, calls seeded by
+        # it): they are generated on the executor; validation (novelty remembers what passed), the
+        # writes and the router update stay here, in item order
+        todo = [{"arm": arm.name, "id": i} for i in ids if i not in stored]
+        generated = iter(self.ctx.executor().imap(generate_item_work, todo, env=self, factory=self.worker_factory,
+                                                  ledger=self.ctx.ledger))
+        for item_id in ids:
             s = stored.get(item_id)
             if s is None:
-                s = self._attempt(arm, item_id, it)
+                s = self._attempt(arm, item_id, it, next(generated))
                 self.samples.append(s)
                 self.sample_log.append(s)
                 if s["accepted"]:
@@ -276,6 +284,35 @@ class BanditRun:
         out["plots"] = write_plots(self.ctx.run_dir, self.iter_log, list(self.arms))
         write_arm_table(self.ctx.run_dir / "arms.csv", arms)
         return out
+
+
+# --- generation on the executor (ads/executor.py) -----------------------------------------------
+def generate_item_work(env: Any, item: dict[str, Any]) -> tuple[Attempt, float]:
+    """Generate one item with the given arm on whichever process holds `env` (its model, context, arms)."""
+    t0 = time.perf_counter()
+    att = env.arms[item["arm"]].generate(env.model, env.context, item["id"], seed=env.cfg.seed,
+                                         max_tokens=env.cfg.loop.max_tokens)
+    return att, time.perf_counter() - t0
+
+
+class _GenerationEnv:
+    """A worker's generation-only env: its own generator model (cached, ledgered in memory), context, arms."""
+
+    def __init__(self, cfg: BanditConfig, model: Model | None):
+        self.cfg = cfg
+        self.ctx = RunContext.for_worker(cfg)
+        self.model = self.ctx.wrap(model, "generator") if model is not None else self.ctx.model("generator", cfg.model)
+        self.context = extract_context(cfg.recipe, cfg.validators)
+        self.arms = {a.name: a for a in build_arms(self.context, cfg.arms.profiles, cfg.arms.include,
+                                                   cfg.arms.naive_output)}
+
+
+class BanditWorkerFactory:
+    def __init__(self, cfg: BanditConfig, model: Model | None = None):
+        self.cfg, self.model = cfg, model
+
+    def __call__(self) -> _GenerationEnv:
+        return _GenerationEnv(self.cfg, self.model)
 
 
 ARM_COLUMNS = ["arm", "family", "temperature", "pulls", "mean_reward", "items", "accepted", "malformed",
