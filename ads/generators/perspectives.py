@@ -28,7 +28,6 @@ import json
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -81,15 +80,10 @@ def effective(cfg: PerspectivesConfig) -> tuple[list[Perspective], int]:
     return list(cfg.agent_perspectives), cfg.data_config.sample_size
 
 
-def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None, judge_model: Model | None = None,
-        sleep: Callable[[float], None] = time.sleep, progress: bool = True) -> dict[str, Any]:
-    """Generate (or finish generating) the dataset of one config into ctx.run_dir.
-
-    `model` / `judge_model` inject a backend (tests); they are still cached and ledgered.
-    """
-    perspectives, n_samples = effective(cfg)
-    items = load_items(cfg.data_config.input_data_path, cfg.task_type)
-    tasks = sample_tasks(items, n_samples, cfg.seed, cfg.data_config.shuffle, cfg.data_config.max_input_chars)
+def build_engine(cfg: PerspectivesConfig, ctx: RunContext, perspectives: list[Perspective], *,
+                 model: Model | None = None, judge_model: Model | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> tuple[Engine, str, str]:
+    """The unit engine on `ctx`'s models (the driver's, or a Ray/threads worker's own): (engine, provider, how)."""
     if model is None:
         choice = choose(cfg.generator, cfg.api_provider, cfg.models_dir)
         provider, provider_how = choice.provider, choice.how
@@ -120,6 +114,21 @@ def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None,
                     max_tokens=cfg.generator.max_tokens, temperature=cfg.generator.temperature, seed=cfg.seed,
                     retry=cfg.retry, quality=cfg.quality, suite=suite, judge=judge, output=cfg.output_format,
                     sleep=sleep)
+    return engine, provider, provider_how
+
+
+def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None, judge_model: Model | None = None,
+        sleep: Callable[[float], None] = time.sleep, progress: bool = True) -> dict[str, Any]:
+    """Generate (or finish generating) the dataset of one config into ctx.run_dir.
+
+    `model` / `judge_model` inject a backend (tests); they are still cached and ledgered.
+    """
+    perspectives, n_samples = effective(cfg)
+    items = load_items(cfg.data_config.input_data_path, cfg.task_type)
+    tasks = sample_tasks(items, n_samples, cfg.seed, cfg.data_config.shuffle, cfg.data_config.max_input_chars)
+    engine, provider, provider_how = build_engine(cfg, ctx, perspectives, model=model, judge_model=judge_model,
+                                                  sleep=sleep)
+    gen = engine.model
 
     d = ctx.run_dir
     atomic_write_json(d / "inputs.json", [t.to_dict() for t in tasks])
@@ -143,8 +152,8 @@ def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None,
                               f"{cfg.data_config.input_data_path} now holds (the file changed since the interrupted "
                               f"run); use --overwrite to start again")
     pending = [(t, i) for t in tasks for i in range(len(perspectives)) if unit_id(t.id, i) not in done]
-    failures = _execute(engine, pending, store, ctx, total=len(tasks) * len(perspectives), already=len(done),
-                        workers=cfg.generator.max_concurrency, progress=progress)
+    failures = _execute(cfg, engine, pending, store, ctx, total=len(tasks) * len(perspectives), already=len(done),
+                        factory=PerspWorkerFactory(cfg, model, judge_model), progress=progress)
 
     records = {r["id"]: r for r in store}
     dataset, quality = assemble(cfg, tasks, perspectives, records, provider, estimate, ctx, failures)
@@ -167,51 +176,94 @@ def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None,
     return summary
 
 
-def _execute(engine: Engine, pending: list[tuple[TaskInput, int]], store: JsonlStore, ctx: RunContext, *,
-             total: int, already: int, workers: int, progress: bool) -> list[dict[str, str]]:
-    """Run units on a bounded thread pool; records are appended by this thread as units finish,
-    so a kill loses only the units in flight (their finished calls replay from the cache)."""
+def _execute(cfg: PerspectivesConfig, engine: Engine, pending: list[tuple[TaskInput, int]], store: JsonlStore,
+             ctx: RunContext, *, total: int, already: int, factory: "PerspWorkerFactory",
+             progress: bool) -> list[dict[str, str]]:
+    """Run the (independent) units on the executor; records are appended by this thread in unit order.
+
+    executor.kind local: `generator.max_concurrency` threads share this engine (one model, as before;
+    1: in this thread). threads / ray: `executor.workers` workers, each with its own engine built from
+    the config (ads/executor.py). A kill loses only the units not yet written (their finished calls
+    replay from the cache)."""
     from tqdm import tqdm
+
+    from ads.executor import ThreadExecutor
 
     failures: list[dict[str, str]] = []
     bar = tqdm(total=total, initial=already, desc="perspectives", unit="resp", disable=not progress,
                dynamic_ncols=True)
     counts: dict[str, int] = defaultdict(int)
     done_now = 0
-    it = iter(pending)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        running: dict[Any, tuple[TaskInput, int]] = {}
-
-        def submit_next() -> None:
-            for t, i in it:
-                running[pool.submit(engine.run_unit, t, i)] = (t, i)
-                return
-
-        for _ in range(workers):
-            submit_next()
-        while running:
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                t, i = running.pop(fut)
-                try:
-                    rec = fut.result()
-                except UnitFailed as e:
-                    failures.append({"id": unit_id(t.id, i), "error": str(e)})
-                    counts["failed"] += 1
-                else:
-                    store.append(rec)
-                    counts[rec["status"]] += 1
-                    counts["completion_tokens"] += rec["usage"]["completion_tokens"]
-                    counts["prompt_tokens"] += rec["usage"]["prompt_tokens"]
-                done_now += 1
-                bar.update(1)
-                bar.set_postfix(ok=counts["ok"], rejected=counts["rejected"], failed=counts["failed"])
-                ctx.tracker.log({"units_done": already + done_now, "ok": counts["ok"], "rejected": counts["rejected"],
-                                 "failed": counts["failed"], "prompt_tokens": counts["prompt_tokens"],
-                                 "completion_tokens": counts["completion_tokens"]}, step=already + done_now)
-                submit_next()
+    own = None
+    ex = ctx.executor()
+    if ex.kind == "local":
+        factory = _SharedEngine(_UnitEnv(engine))  # type: ignore[assignment]
+        if cfg.generator.max_concurrency > 1 and len(pending) > 1:
+            ex = own = ThreadExecutor(workers=cfg.generator.max_concurrency)
+    try:
+        results = ex.imap(unit_work, pending, env=_UnitEnv(engine), factory=factory, ledger=ctx.ledger)
+        for (t, i), (ok, out) in zip(pending, results):
+            if not ok:
+                failures.append({"id": unit_id(t.id, i), "error": out})
+                counts["failed"] += 1
+            else:
+                store.append(out)
+                counts[out["status"]] += 1
+                counts["completion_tokens"] += out["usage"]["completion_tokens"]
+                counts["prompt_tokens"] += out["usage"]["prompt_tokens"]
+            done_now += 1
+            bar.update(1)
+            bar.set_postfix(ok=counts["ok"], rejected=counts["rejected"], failed=counts["failed"])
+            ctx.tracker.log({"units_done": already + done_now, "ok": counts["ok"], "rejected": counts["rejected"],
+                             "failed": counts["failed"], "prompt_tokens": counts["prompt_tokens"],
+                             "completion_tokens": counts["completion_tokens"]}, step=already + done_now)
+    finally:
+        if own is not None:
+            own.close()
     bar.close()
     return failures
+
+
+# --- units on the executor (ads/executor.py) -------------------------------------------------------
+class _UnitEnv:
+    """What a unit needs: an engine; `ledger` is a worker's in-memory ledger (None: the driver's engine,
+    whose models charge the run's ledger directly)."""
+
+    def __init__(self, engine: Engine, ledger: Any = None):
+        self.engine, self.ledger = engine, ledger
+
+
+def unit_work(env: _UnitEnv, unit: tuple[TaskInput, int]) -> tuple[bool, Any]:
+    """(True, record) or (False, why) for one (input, perspective) unit; a failed unit is left for resume."""
+    t, i = unit
+    try:
+        return True, env.engine.run_unit(t, i)
+    except UnitFailed as e:
+        return False, str(e)
+
+
+class _SharedEngine:
+    """Local threads: every thread uses the driver's engine (one model copy, as the old thread pool did)."""
+
+    def __init__(self, env: _UnitEnv):
+        self.env = env
+
+    def __call__(self) -> _UnitEnv:
+        return self.env
+
+
+class PerspWorkerFactory:
+    """A Ray actor's / thread's own engine: its own models from the config (or the injected test models),
+    its own request cache handle and an in-memory ledger whose entries the executor sends to the driver."""
+
+    def __init__(self, cfg: PerspectivesConfig, model: Model | None = None, judge_model: Model | None = None):
+        self.cfg, self.model, self.judge_model = cfg, model, judge_model
+
+    def __call__(self) -> _UnitEnv:
+        ctx = RunContext.for_worker(self.cfg)
+        engine, _, _ = build_engine(self.cfg, ctx, effective(self.cfg)[0], model=self.model,
+                                    judge_model=self.judge_model)
+        return _UnitEnv(engine, ctx.ledger)
 
 
 # --- the dataset file ----------------------------------------------------------------------------

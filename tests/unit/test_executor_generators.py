@@ -16,6 +16,8 @@ from ads.store import JsonlStore
 from models.fake import FakeModel
 
 import test_bandit_loop as bandit_t  # scripted bandit model and config (tests/unit on sys.path)
+import test_perspectives as persp_t
+from test_perspectives import responder as persp_responder
 
 KINDS = ["threads", "ray"]
 
@@ -43,7 +45,7 @@ def ray_cluster():
     from ads.executor import init_ray
 
     # scripted responders live in test modules that Ray workers cannot import: ship them by value
-    for mod in (bandit_t, sys.modules[__name__]):
+    for mod in (bandit_t, persp_t, sys.modules[__name__]):
         cloudpickle.register_pickle_by_value(mod)
     owns = init_ray(workers=2)
     yield ray
@@ -84,3 +86,41 @@ def test_bandit_on_the_executor_writes_the_local_records(tmp_path, kind, request
         assert other[key] == local[key], key
     if kind == "ray":  # generation ran on the workers, not on the driver's model
         assert driver_model.calls == []
+
+
+# --- perspectives -------------------------------------------------------------------------------
+def run_persp(tmp_path: Path, kind: str) -> tuple[dict, FakeModel]:
+    from ads.generators import perspectives as P
+
+    (tmp_path / kind).mkdir()
+    data = persp_t.base_config(tmp_path / kind)
+    data["model_config"]["max_concurrency"] = 1  # the local reference runs in order: a deterministic ledger
+    data["quality"] = {"max_attempts": 2, "validators": [{"type": "length", "min_words": 12}]}
+    data["executor"] = {"kind": kind, "workers": 2}
+    model = FakeModel(persp_short_first)
+    summary = P.run_pipeline(data, model=model, progress=False)
+    d = Path(summary["run_dir"])
+    out = {"responses": records(d / "responses.jsonl"), "ledger": ledger(d),
+           "tasks": json.loads((d / "dataset.json").read_text())["tasks"]}
+    return out, model
+
+
+def persp_short_first(messages, kw):
+    """Too short on the first strategy call of odd units (a validator retry), else the scripted answer."""
+    sid = str(kw["sample_id"])
+    if not sid.endswith(("reading", "retry1")) and int(sid.split("-p")[1][:2]) % 2:
+        return "Too short."
+    return persp_responder(messages, kw)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_perspectives_on_the_executor_write_the_local_records(tmp_path, kind, request):
+    need(kind, request)
+    local, _ = run_persp(tmp_path, "local")
+    other, driver_model = run_persp(tmp_path, kind)
+    recs = [json.loads(r) for r in local["responses"]]
+    assert len(recs) == 6 and any(r["attempts"] == 2 for r in recs) and local["ledger"]
+    for key in local:
+        assert other[key] == local[key], key
+    if kind == "ray":
+        assert driver_model.calls == []  # the estimate counts tokens without calling the model
