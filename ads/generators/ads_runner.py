@@ -34,7 +34,8 @@ def run(cfg: ADSConfig, ctx: RunContext, **components: Any) -> dict[str, Any]:
     write_plots(ctx, result)
     summary = ctx.finish({"final_evaluation": {m: {k: v for k, v in s.items() if k != "by_family"}
                                                for m, s in final["methods"].items()},
-                          "verdict": evaluation["verdict"], "training": result["training"]})
+                          "verdict": evaluation["verdict"], "training": result["training"],
+                          "final_models": final.get("models")})  # model ids that served (a LoRA's carries its hash)
     rows = []
     for method, s in final["methods"].items():
         rows.append([method, f"{s['mean_score']:.3f}", f"{s['win_rate']:.2f}/{s['tie_rate']:.2f}/{s['loss_rate']:.2f}",

@@ -133,6 +133,7 @@ def test_policy_is_tuned_on_acquired_context_to_gold_and_serves_the_evaluation(t
     assert tm[1]["policy_lora"]["trained"] is False and "no new accepted data" in tm[1]["policy_lora"]["reason"]
     train = [r for r in led if r["kind"] == "train"]
     assert [(r["role"], r["iteration"], r["prompt_tokens"]) for r in train] == [("policy_lora", "lora-1", 300)]
+    assert json.loads((d / "summary.json").read_text())["final_models"]["policy"] == f"base+lora:{fp}"
     # the optimizer was not touched
     assert {e["models"]["optimizer"] for e in ev["per_iteration"]} == {"fake-opt"}
 
