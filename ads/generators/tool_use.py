@@ -125,6 +125,7 @@ def run(cfg: ToolUseConfig, ctx: Any, *, model: Any = None, judge_model: Any = N
     print(f"tools: {reg.stats['endpoints']} endpoints in {reg.stats['tools']} tools, {reg.stats['categories']} "
           f"categories ({reg.stats['duplicates_merged']} duplicates merged); projected graph "
           f"{manifest['projected_graph']['edges']}")
+    injected_model, injected_judge = model is not None, judge_model is not None  # tests: workers get copies
     model = model or ctx.model("assistant", cfg.model)
     user_model = ctx.model("user", cfg.user_model) if cfg.user_model else None
     judge_model = judge_model or (ctx.model("judge", cfg.judge) if cfg.judge else ctx.model("judge", cfg.model))
@@ -145,31 +146,86 @@ def run(cfg: ToolUseConfig, ctx: Any, *, model: Any = None, judge_model: Any = N
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.n, initial=sum(1 for i in ids if i in done), desc="conversations", unit="conv")
-    for i, cid in enumerate(ids):
-        if cid in done:
-            continue
-        plan, steer = pipe.plan(i)
-        rec = pipe.produce(cid, plan)
-        rec["metadata"]["corpus_memory_enabled"] = cfg.corpus_memory
-        rec["metadata"]["steering"] = steer
-        store.append(rec)
-        pipe.remember(plan)
-        done[cid] = rec
-        js = rec.get("judge_scores") or {}
-        ctx.tracker.log({"conversation": i, "passed": int(rec["passed"]), "mean_score": js.get("mean_score"),
-                         "num_tool_calls": rec["metadata"]["num_tool_calls"], "repairs": rec["metadata"]["repairs"],
-                         "grounding_rate": rec["metadata"]["memory_grounding_rate"],
-                         "distinct_endpoints_so_far": len({e for r in done.values()
-                                                           for e in r["metadata"]["endpoint_ids"]})}, step=i)
-        ctx.save_state({"done": len(done), "last": cid})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(passed=sum(1 for r in done.values() if r.get("passed")))
+    # Steering depends only on the plans remembered so far, never on conversation outputs: plans are
+    # chosen here in order, a chunk at a time, and the chunk's conversations are built and checked
+    # (validators, judge) on the executor's workers. The repair loop's novelty check against earlier
+    # passed conversations, the novelty pool and the appends stay here, in order (pipe.produce with
+    # the workers' attempts), so records equal the local run's.
+    ex = ctx.executor()
+    stateful = [v.name for v in pipe.suite.validators if hasattr(v, "commit")]
+    routed = ex.kind != "local" and not stateful
+    if ex.kind != "local" and stateful:
+        print(f"validators {stateful} remember what passed: conversations are built in the driver, one at a time")
+    todo = [(i, cid) for i, cid in enumerate(ids) if cid not in done]
+    chunk = 2 * ex.workers if routed else 1
+    factory = ToolUseWorkerFactory(cfg, model if injected_model else None, judge_model if injected_judge else None,
+                                   embedder if cfg.validators else None) if routed else None
+    for start in range(0, len(todo), chunk):
+        planned = []
+        for i, cid in todo[start:start + chunk]:
+            plan, steer = pipe.plan(i)
+            pipe.remember(plan)
+            planned.append((i, cid, plan, steer))
+        attempts = ex.imap(speculate_work, [(cid, plan) for _, cid, plan, _ in planned], env=None, factory=factory,
+                           ledger=ctx.ledger) if routed else iter([None] * len(planned))
+        for (i, cid, plan, steer), pre in zip(planned, attempts):
+            rec = pipe.produce(cid, plan, precomputed=pre)
+            rec["metadata"]["corpus_memory_enabled"] = cfg.corpus_memory
+            rec["metadata"]["steering"] = steer
+            store.append(rec)
+            done[cid] = rec
+            _log_and_save(ctx, cfg, i, cid, rec, done, bar)
     if bar is not None:
         bar.close()
 
     records = [done[c] for c in ids if c in done]
     return finish(cfg, ctx, built, records, out_path, time.time() - t0)
+
+
+def _log_and_save(ctx: Any, cfg: ToolUseConfig, i: int, cid: str, rec: dict[str, Any], done: dict[str, Any],
+              bar: Any) -> None:
+    """Metrics and state after conversation i was appended."""
+    js = rec.get("judge_scores") or {}
+    ctx.tracker.log({"conversation": i, "passed": int(rec["passed"]), "mean_score": js.get("mean_score"),
+                     "num_tool_calls": rec["metadata"]["num_tool_calls"], "repairs": rec["metadata"]["repairs"],
+                     "grounding_rate": rec["metadata"]["memory_grounding_rate"],
+                     "distinct_endpoints_so_far": len({e for r in done.values()
+                                                       for e in r["metadata"]["endpoint_ids"]})}, step=i)
+    ctx.save_state({"done": len(done), "last": cid})
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(passed=sum(1 for r in done.values() if r.get("passed")))
+
+
+# --- conversations on the executor (ads/executor.py) ----------------------------------------------
+def speculate_work(env: Any, item: tuple[str, ChainPlan]) -> list[dict[str, Any]]:
+    """A worker builds and checks one conversation's attempts (ToolUsePipeline.speculate)."""
+    cid, plan = item
+    return env.pipe.speculate(cid, plan)
+
+
+class _ToolUseEnv:
+    def __init__(self, pipe: ToolUsePipeline, ctx: Any):
+        self.pipe, self.ctx = pipe, ctx  # ctx.ledger: the worker's in-memory ledger
+
+
+class ToolUseWorkerFactory:
+    """A Ray actor's / thread's own pipeline: the tool registry and graphs loaded from cfg.tools, its own
+    models from the config (or the injected test models), an in-memory ledger."""
+
+    def __init__(self, cfg: ToolUseConfig, model: Any = None, judge_model: Any = None, embedder: Any = None):
+        self.cfg, self.model, self.judge_model, self.embedder = cfg, model, judge_model, embedder
+
+    def __call__(self) -> _ToolUseEnv:
+        from ads.run import RunContext
+
+        cfg = self.cfg
+        ctx = RunContext.for_worker(cfg)
+        # injected (test) models are used as given, as run() does: not cached, not ledgered
+        model = self.model if self.model is not None else ctx.model("assistant", cfg.model)
+        user_model = ctx.model("user", cfg.user_model) if cfg.user_model else None
+        judge = self.judge_model or (ctx.model("judge", cfg.judge) if cfg.judge else ctx.model("judge", cfg.model))
+        return _ToolUseEnv(build_pipeline(cfg, load_built(cfg), model, judge, user_model, self.embedder), ctx)
 
 
 def _sum_counts(records: list[dict[str, Any]]) -> dict[str, int]:

@@ -18,6 +18,7 @@ from models.fake import FakeModel
 import test_bandit_loop as bandit_t  # scripted bandit model and config (tests/unit on sys.path)
 import test_perspectives as persp_t
 from test_perspectives import responder as persp_responder
+import test_tool_use as tool_t
 
 KINDS = ["threads", "ray"]
 
@@ -45,7 +46,7 @@ def ray_cluster():
     from ads.executor import init_ray
 
     # scripted responders live in test modules that Ray workers cannot import: ship them by value
-    for mod in (bandit_t, persp_t, sys.modules[__name__]):
+    for mod in (bandit_t, persp_t, tool_t, sys.modules[__name__]):
         cloudpickle.register_pickle_by_value(mod)
     owns = init_ray(workers=2)
     yield ray
@@ -124,3 +125,43 @@ def test_perspectives_on_the_executor_write_the_local_records(tmp_path, kind, re
         assert other[key] == local[key], key
     if kind == "ray":
         assert driver_model.calls == []  # the estimate counts tokens without calling the model
+
+
+# --- tool-use conversations -------------------------------------------------------------------
+def run_tool_use(tmp_path: Path, kind: str) -> tuple[dict, FakeModel]:
+    from ads.generators.tool_use import run
+
+    cfg = with_executor(tool_t._cfg(tmp_path / kind, n=6, max_repairs=1, novelty_threshold=0.4), kind)
+    m = FakeModel(generous_judge)
+    ctx = RunContext.create(cfg, run_dir=tmp_path / kind / "run")
+    run(cfg, ctx, model=m, judge_model=m, embedder=tool_t.HashEmbedder(), progress=False)
+    return {"conversations": records(ctx.run_dir / "conversations.jsonl", id_field="conversation_id"),
+            "ledger": ledger(ctx.run_dir)}, m
+
+
+_TOOL_MODEL = tool_t.schema_model(1)
+
+
+def generous_judge(messages, kw):
+    """The tool-use fake (same opening every time, so novelty bites), with a judge that gives full marks:
+    attempts then pass every gate but novelty."""
+    s = kw["json_schema"]
+    if s and "rationale" in s.get("properties", {}):
+        crit = s["properties"]["scores"]["properties"]
+        return json.dumps({"rationale": "Fine.", "scores": {c: 10 for c in crit}})
+    return _TOOL_MODEL.generate(messages, json_schema=s, seed=kw["seed"], sample_id=kw["sample_id"]).text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tool_use_on_the_executor_writes_the_local_records(tmp_path, kind, request):
+    need(kind, request)
+    local, _ = run_tool_use(tmp_path, "local")
+    other, driver_model = run_tool_use(tmp_path, kind)
+    recs = [json.loads(r) for r in local["conversations"]]
+    assert len(recs) == 6  # (injected models are not ledgered by tool_use.run, locally or on workers)
+    # the order-dependent novelty check rejected an attempt that passed everything else, and a repair
+    # followed: the driver, not the worker, decided that
+    assert any(r["passed"] for r in recs)
+    assert any("novelty" in r["validation"]["failed"] and r["metadata"]["repairs"] == 1 for r in recs)
+    for key in local:
+        assert other[key] == local[key], key

@@ -101,36 +101,81 @@ class ToolUsePipeline:
         return random.Random(f"{self.seed}:{conv_id}:example").choice(exs).query
 
     # --- one conversation, with its repair loop -------------------------------------------
-    def assess(self, rec: dict[str, Any], *, novelty: bool = True) -> dict[str, Any]:
+    def check(self, rec: dict[str, Any]) -> tuple[list[str], dict[str, Any], dict[str, Any] | None]:
+        """The order-free part of an assessment (validators, judge): (failed, reasons, judge scores)."""
         opening = next((m["content"] for m in rec["messages"] if m["role"] == "user"), "")
         item = {**rec, "first_user": opening, "final_answer": rec["messages"][-1]["content"]}
         res = self.suite.run(item, item_id=rec["conversation_id"])
-        failed = list(res.failed)
-        if novelty and self.novelty is not None:
-            nc = self.novelty.check(opening)
-            if not nc.is_novel:
-                failed.append("novelty")
-        structure_ok = "structure" not in failed and "record_schema" not in failed
         scores = None
         if self.judge is not None:
             scores = self.judge.score(rec, seed=self.seed,
                                       sample_id=f"judge:{rec['conversation_id']}:{rec['metadata'].get('attempt', 0)}")
+        return list(res.failed), res.reasons, scores
+
+    def conclude(self, rec: dict[str, Any], failed: list[str], reasons: dict[str, Any],
+                 scores: dict[str, Any] | None, *, novelty: bool = True) -> dict[str, Any]:
+        """The order-dependent part: the novelty check against earlier passed conversations, then the gates."""
+        failed = list(failed)
+        if novelty and self.novelty is not None:
+            opening = next((m["content"] for m in rec["messages"] if m["role"] == "user"), "")
+            nc = self.novelty.check(opening)
+            if not nc.is_novel:
+                failed.append("novelty")
+        structure_ok = "structure" not in failed and "record_schema" not in failed
         g = gates(structure_ok, failed, scores, self.threshold)
-        rec["validation"] = {"passed": not failed, "failed": failed, "reasons": res.reasons}
+        rec["validation"] = {"passed": not failed, "failed": failed, "reasons": reasons}
         rec["judge_scores"] = {**scores, "passed": not g, "failed_gates": g} if scores is not None else \
             {"ok": False, "judged": False, "passed": not g, "failed_gates": g}
         rec["passed"] = not g
         return rec
 
+    def assess(self, rec: dict[str, Any], *, novelty: bool = True) -> dict[str, Any]:
+        return self.conclude(rec, *self.check(rec), novelty=novelty)
+
+    def attempt(self, conv_id: str, plan: ChainPlan, attempt: int, example: str | None) -> dict[str, Any]:
+        """Build and check one attempt (no novelty): what an executor worker computes. `counts` holds the
+        builder counters this attempt raised, in the order they were first raised."""
+        saved, self.builder.counts = self.builder.counts, Counter()
+        try:
+            rec = self.builder.build(conv_id, plan, attempt, example)
+            failed, reasons, scores = self.check(rec)
+        finally:
+            delta, self.builder.counts = self.builder.counts, saved
+            saved.update(delta)
+        return {"rec": rec, "failed": failed, "reasons": reasons, "scores": scores, "counts": dict(delta)}
+
+    def speculate(self, conv_id: str, plan: ChainPlan, start_attempt: int = 0,
+                  max_repairs: int | None = None) -> list[dict[str, Any]]:
+        """The attempts produce() makes, up to the first that passes without the novelty check. The
+        novelty check can only add a failure, so produce(precomputed=...) reuses all of them; it makes
+        the next attempt itself only when novelty rejects the last one."""
+        max_repairs = self.max_repairs if max_repairs is None else max_repairs
+        example = self.example_for(conv_id, plan)
+        out = []
+        for attempt in range(start_attempt, start_attempt + 1 + max_repairs):
+            a = self.attempt(conv_id, plan, attempt, example)
+            out.append(a)
+            structure_ok = "structure" not in a["failed"] and "record_schema" not in a["failed"]
+            if not gates(structure_ok, a["failed"], a["scores"], self.threshold):
+                break
+        return out
+
     def produce(self, conv_id: str, plan: ChainPlan, start_attempt: int = 0,
-                max_repairs: int | None = None) -> dict[str, Any]:
+                max_repairs: int | None = None, precomputed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The repair loop. `precomputed`: attempts made elsewhere by speculate() (an executor worker);
+        their counters are added here as if this builder had made them."""
         example = self.example_for(conv_id, plan)
         max_repairs = self.max_repairs if max_repairs is None else max_repairs
         before = Counter(self.builder.counts)
         best, tried = None, 0
-        for attempt in range(start_attempt, start_attempt + 1 + max_repairs):
+        for k, attempt in enumerate(range(start_attempt, start_attempt + 1 + max_repairs)):
             tried += 1
-            rec = self.assess(self.builder.build(conv_id, plan, attempt, example))
+            if precomputed is not None and k < len(precomputed):
+                a = precomputed[k]
+                self.builder.counts.update(a["counts"])
+            else:
+                a = self.attempt(conv_id, plan, attempt, example)
+            rec = self.conclude(a["rec"], a["failed"], a["reasons"], a["scores"])
             if best is None or _rank(rec) > _rank(best):
                 best = rec
             if rec["passed"]:
