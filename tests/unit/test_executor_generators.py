@@ -165,3 +165,24 @@ def test_tool_use_on_the_executor_writes_the_local_records(tmp_path, kind, reque
     assert any("novelty" in r["validation"]["failed"] and r["metadata"]["repairs"] == 1 for r in recs)
     for key in local:
         assert other[key] == local[key], key
+
+
+def test_bandit_killed_mid_batch_locally_resumes_on_ray_to_the_uninterrupted_records(tmp_path, ray_cluster):
+    """Killed after 4 attempts (inside the second batch of 3), resumed with executor.kind ray: the
+    resumed batch generates only its missing items on the workers, and the files equal a straight run."""
+    from ads.generators.bandit_recipes import run
+
+    straight, _ = run_bandit(tmp_path, "local")
+    cfg = bandit_t.config(tmp_path / "killed", recipe={"target_count": 12})
+    with pytest.raises(bandit_t.Interrupt):
+        run(cfg, RunContext.create(cfg, run_dir=tmp_path / "killed" / "run"),
+            model=FakeModel(bandit_t.interrupted_after(4)))
+    assert len(JsonlStore(tmp_path / "killed" / "run" / "samples.jsonl").read()) == 4
+    ray_cfg = with_executor(cfg, "ray")
+    driver_model = FakeModel(bandit_t.by_temperature)
+    run(ray_cfg, RunContext.create(ray_cfg, resume=True, run_dir=tmp_path / "killed" / "run"), model=driver_model)
+    d = tmp_path / "killed" / "run"
+    for name in ("samples", "dataset", "iterations"):
+        got = records(d / f"{name}.jsonl", id_field="iteration" if name == "iterations" else "id")
+        assert got == straight[name], name
+    assert driver_model.calls == []
