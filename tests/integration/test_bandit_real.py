@@ -3,7 +3,7 @@
 Tiny targets so each run fits in CI on 2 cores; the tests check that every promised output
 exists and agrees with the others, and that the downstream classifier scores the output on
 the real held-out split. Whether an arm wins is a matter for the full runs
-(README_bandit_notes.md), not for two items.
+(docs/bandit.md), not for two items.
 """
 from __future__ import annotations
 

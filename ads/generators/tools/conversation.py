@@ -12,8 +12,8 @@ Who writes what:
 * the offline executor answers each call; the assistant (LLM) writes the final answer.
 
 Only the arguments are grammar-constrained. llama.cpp applies a grammar to the whole
-vocabulary at every token, which on 2 CPU cores costs 10-30x an unconstrained token (measured
-in README_tool_use_notes.md), so the prose turns are plain text, cleaned and checked here
+vocabulary at every token, which made a constrained token about twice as dear as a free one on 2 CPU cores
+(bench/bench_bandit_decoding.py; docs/bandit.md), so the prose turns are plain text, cleaned and checked here
 (role labels, stray JSON and run-on continuations are cut; an empty or one-word reply is a
 rejection), and string arguments carry no `maxLength` (a bounded repetition multiplies the
 grammar's cost again); `max_tokens` bounds them instead.

@@ -18,8 +18,7 @@ class CorpusMemory:
     """`k`: a candidate's familiarity is its mean cosine similarity to its k nearest remembered
     chains. With k=1 (nearest neighbour only) one near-copy anywhere decides, and once the corpus
     is large every candidate has one, so the choice turns to noise; the mean over a few
-    neighbours measures how crowded the candidate's region is (compared in
-    README_tool_use_notes.md)."""
+    neighbours measures how crowded the candidate's region is."""
 
     def __init__(self, embedder: Any | None = None, enabled: bool = True, k: int = 3):
         if k < 1:
