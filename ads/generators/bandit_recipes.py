@@ -134,8 +134,11 @@ class BanditRun:
                 raise RuntimeError(f"{self.ctx.state_path()} does not match this run (arms {st.arms}, "
                                    f"iteration {st.iteration}; log has {len(iters)} iterations)")
             self.state = st
-        for rec in iters[self.state.iteration:]:
+        behind = iters[self.state.iteration:]
+        for rec in behind:
             self.state.update(rec["arm"], rec["reward"], rec["accepted"])
+        if behind:  # write the caught-up state now: a run killed after its last iteration has no later save
+            self.ctx.save_state({"feedback": self.state.to_dict(), "context": self.context.to_dict()})
         self.iter_log = iters
         self.sample_log = self.samples.read()
         done_ids = self.dataset.ids()

@@ -147,9 +147,9 @@ def kill_and_resume(spec: GeneratorSpec, tmp: Path, kills: int, seed: int = 0,
     """Reference run, then `kills` trials: kill at a random point, resume to the end, compare.
 
     A random point: after a random number k of the reference's record lines (0 <= k < all of
-    them) are on disk, plus a random 0-1.5 s (shortened when the run finishes within it), so
-    kills land between records, inside a model call or a write, and in the bookkeeping after
-    the last record. `replay`: also check first that a
+    them) are on disk, plus a random 1 ms - 1.5 s (shortened when the run finishes within it),
+    so kills land between records, inside a model call or a write, and in the bookkeeping
+    after the last record. `replay`: also check first that a
     plain run from the cached calls reproduces the reference (a determinism check that tells a
     non-deterministic generator apart from a resume bug; the kill trials imply it).
     """
@@ -166,11 +166,13 @@ def kill_and_resume(spec: GeneratorSpec, tmp: Path, kills: int, seed: int = 0,
     points, resumed = [], 0
     for i in range(kills):
         results, c = tmp / f"kill{i}", _copy(cache, tmp / f"kill{i}.sqlite")
-        after, jitter = rng.randrange(total), round(rng.uniform(0.0, 1.5), 2)
+        # log-uniform 1 ms .. 1.5 s: replayed calls write records milliseconds apart, while the
+        # summary and plots after the last record take seconds; each scale gets its share of kills
+        after, jitter = rng.randrange(total), round(10 ** rng.uniform(-3, 0.18), 4)
         killed = kill_at(spec, results, c, after, jitter)
-        while not killed and jitter > 0.01:  # it finished within the delay: the same point, sooner
+        while not killed and jitter > 0.001:  # it finished within the delay: the same point, sooner
             shutil.rmtree(results, ignore_errors=True)
-            jitter = round(jitter / 4, 3)
+            jitter = round(jitter / 4, 4)
             killed = kill_at(spec, results, c, after, jitter)
         points.append((after, jitter))
         if killed and results.exists() and any(results.iterdir()):

@@ -233,6 +233,26 @@ def test_resume_replays_a_logged_iteration_missing_from_state_json(tmp_path, ref
     assert outputs(tmp_path / "run") == reference
 
 
+def test_a_kill_between_the_last_iteration_and_state_json_is_repaired_on_resume(tmp_path):
+    """Killed after the last iteration's log line, before state.json: the resumed run has nothing
+    left to generate, so it must write the caught-up feedback state itself (found by the kill loop
+    in tests/integration/test_kill_resume.py: state.json stayed one iteration behind)."""
+    from ads.generators.bandit.router import FeedbackState
+
+    cfg = config(tmp_path, recipe={"target_count": 6})
+    run(cfg, RunContext.create(cfg, run_dir=tmp_path / "run"), model=FakeModel(by_temperature))
+    state_path = tmp_path / "run" / "state.json"
+    whole = json.loads(state_path.read_text())
+    iters = JsonlStore(tmp_path / "run" / "iterations.jsonl").read()
+    st = FeedbackState(whole["feedback"]["arms"])
+    for rec in iters[:-1]:
+        st.update(rec["arm"], rec["reward"], rec["accepted"])
+    state_path.write_text(json.dumps({**whole, "feedback": st.to_dict()}))
+    fresh = FakeModel(by_temperature)
+    run(cfg, RunContext.create(cfg, resume=True, run_dir=tmp_path / "run"), model=fresh)
+    assert fresh.calls == [] and json.loads(state_path.read_text()) == whole
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
