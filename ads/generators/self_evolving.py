@@ -503,6 +503,9 @@ def run(cfg: SelfEvolvingConfig, ctx: RunContext, **components: Any) -> dict[str
     g = SelfEvolvingGenerator(cfg, ctx, **components)
     print(f"seed pool: {len(g.seeds)} tasks in {len(g.categories)} categories ({', '.join(g.categories)}); "
           f"target {cfg.accept_target} items in at most {cfg.max_attempts} attempts")
+    if cfg.executor.kind != "local":  # not routed: see docs/executor.md, "The other generators"
+        print(f"executor.kind {cfg.executor.kind!r}: self-evolving runs in this process, one attempt at a time "
+              f"(each attempt's category, difficulty, demos and novelty pool depend on the attempts before it)")
     s = g.run()
     summary = ctx.finish(s)
     print_report(s, ctx.run_id)
