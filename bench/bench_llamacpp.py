@@ -58,16 +58,24 @@ def main() -> None:
     secs = dict.fromkeys(paths, 0.0)
     toks = dict.fromkeys(paths, 0)
     names = list(paths)
+    per_prompt: dict[str, list[float]] = {k: [] for k in names[1:]}  # bare seconds / path seconds
     for i, msgs in enumerate(prompts):  # rotate the order so all paths see the same machine load
+        took = {}
         for name in names[i % 3:] + names[:i % 3]:
             t0 = time.perf_counter()
             toks[name] += paths[name](msgs, args.max_tokens)
-            secs[name] += time.perf_counter() - t0
+            took[name] = time.perf_counter() - t0
+            secs[name] += took[name]
+        for k in per_prompt:  # same prompt, same tokens (greedy), seconds apart: paired against load drift
+            per_prompt[k].append(took[names[0]] / took[k])
     rate = {k: toks[k] / secs[k] for k in paths}
     print(f"model {args.model}, {args.prompts} prompts, max_tokens {args.max_tokens}, {threads} threads")
     print(f"{'path':<34}{'completion tokens':>18}{'seconds':>10}{'tokens/s':>10}{'vs bare':>9}")
     for k in paths:
         print(f"{k:<34}{toks[k]:>18}{secs[k]:>10.2f}{rate[k]:>10.1f}{rate[k] / rate[names[0]]:>9.3f}")
+    for k, rs in per_prompt.items():
+        rs.sort()
+        print(f"paired per-prompt ratio, {k}: median {rs[len(rs) // 2]:.3f} (range {rs[0]:.2f}..{rs[-1]:.2f})")
     print(f"ratio harness/bare tokens/s: {rate[names[1]] / rate[names[0]]:.3f}  (target >= 0.9)")
 
 
