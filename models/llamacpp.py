@@ -6,7 +6,7 @@ contexts are not thread-safe, so calls on one instance are serialised.
 
 Reproducibility first, then speed. llama-cpp-python can reuse the KV cache of the prompt
 prefix a request shares with the previous one; that saves re-reading the chat template and
-system prompt on every call (16% of tokens/s on short prompts, bench/README.md). It is only
+system prompt on every call (resetting instead cost 14% of tokens/s on short prompts, bench/README.md). It is only
 safe if the logits do not depend on how the prompt was split into batches: on a build where
 they do, greedy output would depend on which request came before, and a resumed run would
 not reproduce a fresh one. `reuse_prefix=None` (the default) therefore checks this build at
