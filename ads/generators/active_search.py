@@ -438,6 +438,9 @@ class ActiveDataSearch:
                   stored: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """The four methods on one held-out task ("no_data" first: its scope gets the no-data call)."""
         self._no_data.pop(task.id, None)
+        if "no_data" in stored:  # resumed after it was written: its answer stands, and the tokens
+            # of that call belong to no_data's record, not to the next method's
+            self._no_data[task.id] = (stored["no_data"]["score"], stored["no_data"]["answer"])
         learned_cost = 0.0
         recs = []
         for method in METHODS:

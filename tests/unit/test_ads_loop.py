@@ -157,6 +157,25 @@ def test_killed_run_resumes_without_duplicates_and_same_result(tmp_path):
     assert ta == tb
 
 
+@pytest.mark.parametrize("keep", [1, 2, 3, 5])
+def test_an_evaluation_resumed_inside_a_task_writes_the_uninterrupted_records(tmp_path, keep):
+    """A kill between a held-out task's method records (no_data written, the rest not): the resumed
+    run must not charge the no-data call again to the next method's `tokens` (it did once)."""
+    cfg, parts = make(tmp_path, iterations=1)
+    full = RunContext.create(cfg, run_dir=tmp_path / "full")
+    run(cfg, full, **parts)
+    cfg2, parts2 = make(tmp_path, iterations=1)
+    ctx = RunContext.create(cfg2, run_dir=tmp_path / "killed")
+    run(cfg2, ctx, **parts2)
+    ev = ctx.run_dir / "eval.jsonl"
+    ev.write_text("".join(ev.read_text().splitlines(keepends=True)[:keep]))
+    (ctx.run_dir / "summary.json").unlink()
+    cfg3, parts3 = make(tmp_path, iterations=1)
+    run(cfg3, RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True), **parts3)
+    want = JsonlStore(tmp_path / "full" / "eval.jsonl").read()
+    assert any(r["tokens"] for r in want) and JsonlStore(ev).read() == want
+
+
 def test_trajectory_schema_and_parser_agree():
     reg = ApiRegistry([Retrieval(), Demos()])
     schema = trajectory_schema(reg, max_calls=2)
