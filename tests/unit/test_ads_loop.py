@@ -72,6 +72,23 @@ def make(tmp_path, optimizer=optimizer_fn, **loop):
                      registry=ApiRegistry([Retrieval(), Demos()]))
 
 
+def full_and_killed(tmp_path, make_fn=None, **loop):
+    """Two identical complete runs in `full/` and `killed/`; the caller cuts `killed/`'s files to
+    where a kill would have left them, then resumes it."""
+    ctxs = []
+    for name in ("full", "killed"):
+        cfg, parts = (make_fn or make)(tmp_path, **loop)
+        ctx = RunContext.create(cfg, run_dir=tmp_path / name)
+        run(cfg, ctx, **parts)
+        ctxs.append(ctx)
+    return ctxs
+
+
+def keep_lines(path, n, torn=""):
+    """Leave the first n lines of a JSONL file (plus an optional torn fragment)."""
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:n]) + torn)
+
+
 def test_reward_is_gain_minus_cost_and_best_is_accepted(tmp_path):
     cfg, parts = make(tmp_path)
     ctx = RunContext.create(cfg)
@@ -127,18 +144,11 @@ def test_gain_zero_tasks_learn_the_null_plan(tmp_path):
 
 
 def test_killed_run_resumes_without_duplicates_and_same_result(tmp_path):
-    cfg, parts = make(tmp_path)
-    full = RunContext.create(cfg, run_dir=tmp_path / "full")
-    run(cfg, full, **parts)
+    _, ctx = full_and_killed(tmp_path)
     # simulate a kill: keep only the first 3 trajectory lines (+ a torn 4th) and no summary
-    cfg2, parts2 = make(tmp_path)
-    ctx = RunContext.create(cfg2, run_dir=tmp_path / "killed")
-    run(cfg2, ctx, **parts2)
     traj = ctx.run_dir / "trajectories.jsonl"
-    lines = traj.read_text().splitlines(keepends=True)
-    traj.write_text("".join(lines[:3]) + lines[3][:20])
-    ev = ctx.run_dir / "eval.jsonl"
-    ev.write_text("".join(ev.read_text().splitlines(keepends=True)[:5]))
+    keep_lines(traj, 3, torn=traj.read_text().splitlines(keepends=True)[3][:20])
+    keep_lines(ctx.run_dir / "eval.jsonl", 5)
     (ctx.run_dir / "summary.json").unlink()
     cfg3, parts3 = make(tmp_path)
     resumed = RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True)
@@ -161,14 +171,9 @@ def test_killed_run_resumes_without_duplicates_and_same_result(tmp_path):
 def test_an_evaluation_resumed_inside_a_task_writes_the_uninterrupted_records(tmp_path, keep):
     """A kill between a held-out task's method records (no_data written, the rest not): the resumed
     run must not charge the no-data call again to the next method's `tokens` (it did once)."""
-    cfg, parts = make(tmp_path, iterations=1)
-    full = RunContext.create(cfg, run_dir=tmp_path / "full")
-    run(cfg, full, **parts)
-    cfg2, parts2 = make(tmp_path, iterations=1)
-    ctx = RunContext.create(cfg2, run_dir=tmp_path / "killed")
-    run(cfg2, ctx, **parts2)
+    _, ctx = full_and_killed(tmp_path, iterations=1)
     ev = ctx.run_dir / "eval.jsonl"
-    ev.write_text("".join(ev.read_text().splitlines(keepends=True)[:keep]))
+    keep_lines(ev, keep)
     (ctx.run_dir / "summary.json").unlink()
     cfg3, parts3 = make(tmp_path, iterations=1)
     run(cfg3, RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True), **parts3)

@@ -92,12 +92,7 @@ def test_task_batch_tasks_share_the_memory_of_the_batch_start(tmp_path):
 
 def test_killed_mid_batch_resumes_to_the_same_records(tmp_path):
     """A kill inside a batch leaves later memory entries on disk; the resumed batch must not see them."""
-    cfg, parts = make(tmp_path, task_batch=3)
-    full = RunContext.create(cfg, run_dir=tmp_path / "full")
-    run(cfg, full, **parts)
-    cfg2, parts2 = make(tmp_path, task_batch=3)
-    killed = RunContext.create(cfg2, run_dir=tmp_path / "killed")
-    run(cfg2, killed, **parts2)
+    _, killed = fakes.full_and_killed(tmp_path, make, task_batch=3)
     traj = killed.run_dir / "trajectories.jsonl"
     lines = traj.read_text().splitlines(keepends=True)
     # keep only the first task of iteration 1 (its 2 samples; sample 0 was accepted): the other two
@@ -150,25 +145,18 @@ def test_ray_gives_the_same_records_ledger_and_evaluation_as_local(tmp_path, ray
 def test_killed_run_resumed_on_ray_matches_the_same_run_resumed_locally(tmp_path, ray_cluster):
     """Kill a local run, then resume one copy locally and one on Ray: same folder (run id), same records,
     same ledger; and the trajectories equal those of an uninterrupted run."""
-    cfg, parts = make(tmp_path)
-    full = RunContext.create(cfg, run_dir=tmp_path / "full")
-    run(cfg, full, **parts)
-    cfg2, parts2 = make(tmp_path)
-    killed = RunContext.create(cfg2, run_dir=tmp_path / "killed")
-    run(cfg2, killed, **parts2)
-    traj = killed.run_dir / "trajectories.jsonl"
-    traj.write_text("".join(traj.read_text().splitlines(keepends=True)[:3]))
-    ev = killed.run_dir / "eval.jsonl"
-    ev.write_text("".join(ev.read_text().splitlines(keepends=True)[:5]))
+    _, killed = fakes.full_and_killed(tmp_path, make)
+    fakes.keep_lines(killed.run_dir / "trajectories.jsonl", 3)
+    fakes.keep_lines(killed.run_dir / "eval.jsonl", 5)
     (killed.run_dir / "summary.json").unlink()
     shutil.copytree(killed.run_dir, tmp_path / "killed_copy")
-    cache = Path(cfg.cache.path)
+    cache = Path(killed.cfg.cache.path)
     shutil.copy(cache, tmp_path / "cache_at_kill")
     res = {}
     for kind, d in (("local", tmp_path / "killed"), ("ray", tmp_path / "killed_copy")):
         shutil.copy(tmp_path / "cache_at_kill", cache)  # each resume starts from the cache the kill left
         c, p = make(tmp_path, executor=kind)
-        assert run_id_for(c) == run_id_for(cfg2)  # the executor does not change the run folder
+        assert run_id_for(c) == run_id_for(killed.cfg)  # the executor does not change the run folder
         run(c, RunContext.create(c, run_dir=d, resume=True), **p)
         res[kind] = outputs(d)
     for key in res["local"]:
