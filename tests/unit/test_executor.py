@@ -63,14 +63,20 @@ def test_executor_config_is_validated_and_not_part_of_the_run_id(tmp_path):
     assert config_hash(local) != config_hash(load_config(ADSConfig, None, ["loop.task_batch=2"]))
 
 
-def test_threads_executor_gives_the_same_records_and_ledger_as_local(tmp_path):
-    """Threads build their own env from the factory, like Ray actors: same contract, no Ray needed."""
+def run_kinds(tmp_path, kinds, **loop) -> dict:
+    """The same run once per executor kind: {kind: (outputs, the driver's scripted models)}."""
     res = {}
-    for kind in ("local", "threads"):
-        cfg, parts = make(tmp_path / kind, executor=kind, task_batch=3)
+    for kind in kinds:
+        cfg, parts = make(tmp_path / kind, executor=kind, **loop)
         ctx = RunContext.create(cfg)
         run(cfg, ctx, **parts)
-        res[kind] = outputs(ctx.run_dir)
+        res[kind] = (outputs(ctx.run_dir), parts)
+    return res
+
+
+def test_threads_executor_gives_the_same_records_and_ledger_as_local(tmp_path):
+    """Threads build their own env from the factory, like Ray actors: same contract, no Ray needed."""
+    res = {k: out for k, (out, _) in run_kinds(tmp_path, ("local", "threads"), task_batch=3).items()}
     assert res["local"]["ledger"] and any('"kind": "api"' in e for e in res["local"]["ledger"])
     for key in res["local"]:
         assert res["threads"][key] == res["local"][key], key
@@ -127,16 +133,11 @@ def ray_cluster():
 
 
 def test_ray_gives_the_same_records_ledger_and_evaluation_as_local(tmp_path, ray_cluster):
-    res = {}
-    for kind in ("local", "ray"):
-        cfg, parts = make(tmp_path / kind, executor=kind, task_batch=2)
-        ctx = RunContext.create(cfg)
-        run(cfg, ctx, **parts)
-        res[kind] = outputs(ctx.run_dir)
-        if kind == "ray":  # the driver's own models were never called: the work ran on the workers
-            assert parts["policy_model"].calls == [] and parts["optimizer_model"].calls == []
-        else:
-            assert parts["policy_model"].calls
+    runs = run_kinds(tmp_path, ("local", "ray"), task_batch=2)
+    res = {k: out for k, (out, _) in runs.items()}
+    assert runs["local"][1]["policy_model"].calls
+    ray_parts = runs["ray"][1]  # the driver's own models were never called: the work ran on the workers
+    assert ray_parts["policy_model"].calls == [] and ray_parts["optimizer_model"].calls == []
     assert res["local"]["trajectories"] and res["local"]["eval"] and res["local"]["ledger"]
     for key in res["local"]:
         assert res["ray"][key] == res["local"][key], key

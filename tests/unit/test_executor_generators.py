@@ -59,6 +59,17 @@ def need(kind: str, request) -> None:
         request.getfixturevalue("ray_cluster")
 
 
+def local_and(kind: str, runner, tmp_path: Path, request) -> tuple[dict, FakeModel]:
+    """`runner` with the local executor, then with `kind`; every output must be equal.
+    Returns (the local outputs, the other run's driver model)."""
+    need(kind, request)
+    local, _ = runner(tmp_path, "local")
+    other, driver_model = runner(tmp_path, kind)
+    for key in local:
+        assert other[key] == local[key], key
+    return local, driver_model
+
+
 # --- bandit recipes -------------------------------------------------------------------------------
 def run_bandit(tmp_path: Path, kind: str) -> tuple[dict, FakeModel]:
     from ads.generators.bandit_recipes import run
@@ -76,15 +87,11 @@ def run_bandit(tmp_path: Path, kind: str) -> tuple[dict, FakeModel]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_bandit_on_the_executor_writes_the_local_records(tmp_path, kind, request):
-    need(kind, request)
-    local, _ = run_bandit(tmp_path, "local")
-    other, driver_model = run_bandit(tmp_path, kind)
+    local, driver_model = local_and(kind, run_bandit, tmp_path, request)
     # the novelty validator rejected something and several arms were pulled: order-dependent state mattered
     samples = [json.loads(s) for s in local["samples"]]
     assert len({s["arm"] for s in samples}) > 1 and any(not s["accepted"] for s in samples)
     assert local["ledger"] and len(local["dataset"]) == 12
-    for key in local:
-        assert other[key] == local[key], key
     if kind == "ray":  # generation ran on the workers, not on the driver's model
         assert driver_model.calls == []
 
@@ -116,13 +123,9 @@ def persp_short_first(messages, kw):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_perspectives_on_the_executor_write_the_local_records(tmp_path, kind, request):
-    need(kind, request)
-    local, _ = run_persp(tmp_path, "local")
-    other, driver_model = run_persp(tmp_path, kind)
+    local, driver_model = local_and(kind, run_persp, tmp_path, request)
     recs = [json.loads(r) for r in local["responses"]]
     assert len(recs) == 6 and any(r["attempts"] == 2 for r in recs) and local["ledger"]
-    for key in local:
-        assert other[key] == local[key], key
     if kind == "ray":
         assert driver_model.calls == []  # the estimate counts tokens without calling the model
 
@@ -154,17 +157,13 @@ def generous_judge(messages, kw):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_tool_use_on_the_executor_writes_the_local_records(tmp_path, kind, request):
-    need(kind, request)
-    local, _ = run_tool_use(tmp_path, "local")
-    other, driver_model = run_tool_use(tmp_path, kind)
+    local, driver_model = local_and(kind, run_tool_use, tmp_path, request)
     recs = [json.loads(r) for r in local["conversations"]]
     assert len(recs) == 6  # (injected models are not ledgered by tool_use.run, locally or on workers)
     # the order-dependent novelty check rejected an attempt that passed everything else, and a repair
     # followed: the driver, not the worker, decided that
     assert any(r["passed"] for r in recs)
     assert any("novelty" in r["validation"]["failed"] and r["metadata"]["repairs"] == 1 for r in recs)
-    for key in local:
-        assert other[key] == local[key], key
 
 
 def test_bandit_killed_mid_batch_locally_resumes_on_ray_to_the_uninterrupted_records(tmp_path, ray_cluster):
