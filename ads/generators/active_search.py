@@ -22,7 +22,6 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
