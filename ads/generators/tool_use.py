@@ -40,7 +40,7 @@ Mode = Literal["sequential", "multi_tool", "clarification_first", "parallel", "m
 
 
 class ToolSources(Strict):
-    paths: list[str] = ["../shared/data/toolbench"]  # files or folders of ToolBench / NESTFUL / OpenAI JSON
+    paths: list[str] = ["data/toolbench"]  # files or folders of ToolBench / NESTFUL / OpenAI JSON (data/README.md)
     nestful: bool = True  # add the 39 NESTFUL RapidAPI specs shipped in the nestful-wrapper package
 
 
@@ -85,7 +85,7 @@ def build_pipeline(cfg: ToolUseConfig, built: Built, model: Any, judge_model: An
 
 def resolve_paths(paths: list[str]) -> list[str]:
     """A relative tool path is read from the working directory, else from the repository root,
-    so the default `../shared/data/toolbench` works wherever the command is started."""
+    so the default `data/toolbench` (in this repository) works wherever the command is started."""
     out = []
     for p in paths:
         q = Path(p).expanduser()

@@ -21,7 +21,7 @@ from ads.run import RunContext
 from ads.store import JsonlStore
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLBENCH = ROOT.parent / "shared" / "data" / "toolbench"
+TOOLBENCH = ROOT / "data" / "toolbench"  # in the repository: data/README.md
 
 
 class _BagEmbedder:

@@ -28,7 +28,7 @@ from test_fuzz_parsers import json_values, model_output
 from models.fake import FakeModel
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLBENCH = ROOT.parent / "shared" / "data" / "toolbench"
+TOOLBENCH = ROOT / "data" / "toolbench"  # in the repository: data/README.md
 FUZZ = settings(max_examples=1000, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.filter_too_much])

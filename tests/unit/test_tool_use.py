@@ -25,7 +25,7 @@ from ads.generators.tools.sampler import ALL_MODES, ChainSampler
 from models.fake import FakeModel
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLBENCH = ROOT.parent / "shared" / "data" / "toolbench"
+TOOLBENCH = ROOT / "data" / "toolbench"  # in the repository: data/README.md
 Q1 = TOOLBENCH / "data_example" / "instruction" / "G1_query.json"
 
 
