@@ -61,6 +61,7 @@ class QaConfig(Strict):
     top_k: int = Field(3, ge=1, le=20)
     max_tokens: int = Field(48, ge=4)
     passage_chars: int = Field(600, ge=50)
+    max_answer_chars: int = Field(200, ge=1)  # the answer schema's maxLength; longer replies are rejected
 
 
 class CostsConfig(Strict):
@@ -117,5 +118,6 @@ def build_api_registry(cfg: ApisConfig | None = None, model: Model | None = None
         else:
             apis.append(QuestionAnsweringApi(model, index, cost=c.question_answering, grounded=q.grounded,
                                              default_top_k=q.top_k, max_top_k=r.max_top_k, max_question_chars=n,
-                                             passage_chars=q.passage_chars, max_tokens=q.max_tokens, seed=cfg.seed))
+                                             passage_chars=q.passage_chars, max_tokens=q.max_tokens,
+                                             max_answer_chars=q.max_answer_chars, seed=cfg.seed))
     return ApiRegistry(apis, ledger=ledger, error_cost=c.error)

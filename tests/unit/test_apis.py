@@ -23,7 +23,7 @@ from apis.base import Observation
 from apis.corpus import CorpusConfig, CorpusError, Document, load_corpus
 from apis.demonstrations import DemonstrationApi, normalize, pairs_schema
 from apis.factory import ApisConfig, build_api_registry
-from apis.qa import QuestionAnsweringApi
+from apis.qa import QuestionAnsweringApi, answer_schema, validate_answer
 from apis.retrieval import Bm25Index, Bm25Settings, RetrievalApi, TokenizerSettings, corpus_fingerprint
 from models.base import ModelError
 from models.fake import FakeModel
@@ -371,15 +371,20 @@ def test_normalize_ignores_case_punctuation_and_spacing():
 
 
 # --- question answering ---------------------------------------------------------------------
+def answer_json(text: str) -> str:
+    return json.dumps({"answer": text})
+
+
 def test_grounded_qa_reads_passages_and_returns_them(index):
     def answer(messages, kw):
-        return "Saturn" if "sixth planet" in messages[-1]["content"] else "Jupiter"
+        return answer_json("Saturn" if "sixth planet" in messages[-1]["content"] else "Jupiter")
 
     model = FakeModel(answer)
     api = QuestionAnsweringApi(model, index, default_top_k=2)
     grounded = api(question="Which planet is famous for its rings?")
     assert grounded.payload["answer"] == "Saturn" and grounded.payload["grounded"] is True
     assert [p["id"] for p in grounded.payload["passages"]][0] == "saturn" and len(grounded.payload["passages"]) == 2
+    assert grounded.text.startswith("Q: Which planet is famous for its rings?\nA: Saturn\n")
     assert "Sources: Saturn" in grounded.text
     closed = api(question="Which planet is famous for its rings?", grounded=False)
     assert closed.payload["answer"] == "Jupiter" and closed.payload["passages"] == []
@@ -387,8 +392,42 @@ def test_grounded_qa_reads_passages_and_returns_them(index):
     assert model.calls[0]["temperature"] == 0.0
 
 
+def test_qa_asks_for_schema_constrained_json_and_accepts_a_valid_answer(index):
+    model = FakeModel(['Sure! {"answer": "  Saturn  "} Hope that helps.'])
+    cfg = validate(ApisConfig, {"qa": {"max_answer_chars": 30}}, "t")
+    obs = build_api_registry(cfg, model=model, index=index).call("question_answering", {"question": "Rings?"})
+    schema = model.calls[0]["json_schema"]
+    assert schema == answer_schema(30) and schema["properties"]["answer"]["maxLength"] == 30
+    assert schema["required"] == ["answer"] and schema["additionalProperties"] is False
+    assert obs.ok and obs.payload["answer"] == "Saturn" and obs.payload["valid"] is True
+    assert obs.payload["rejected"] == {} and obs.payload["n_rejected"] == 0 and obs.payload["parse_error"] is None
+    assert obs.text.startswith("Q: Rings?\nA: Saturn")
+
+
+@pytest.mark.parametrize("raw,reason", [
+    ("Saturn", "malformed_output"), ('{"answer": "Sat', "malformed_output"), ('{"reply": "Saturn"}',
+                                                                              "malformed_output"),
+    ('{"answer": 6}', "malformed_output"), ("[1, 2]", "malformed_output"), ("", "malformed_output"),
+    ('{"answer": "   "}', "empty"), ('{"answer": "?!"}', "empty"), (answer_json("Saturn " * 10), "too_long"),
+    (answer_json("which planet has RINGS"), "echo")])
+def test_a_bad_answer_is_a_counted_rejection_not_an_error(index, raw, reason):
+    cfg = validate(ApisConfig, {"qa": {"max_answer_chars": 40}}, "t")
+    reg = build_api_registry(cfg, model=FakeModel([raw]), ledger=CostLedger(), index=index)
+    obs = reg.call("question_answering", {"question": "Which planet has rings?"})
+    assert obs.ok and obs.payload["answer"] == "" and obs.payload["valid"] is False
+    assert obs.payload["rejected"] == {reason: 1} and obs.payload["n_rejected"] == 1
+    assert bool(obs.payload["parse_error"]) == (reason == "malformed_output")
+    assert obs.text.startswith(f"Q: Which planet has rings?\nA: (no valid answer: {reason})")
+    assert reg.error_counts == {}
+
+
+def test_validate_answer_keeps_a_short_answer_that_merely_shares_words_with_the_question():
+    assert validate_answer(answer_json("The rings of Saturn"), "Which planet has rings?", 200) == \
+        ("The rings of Saturn", None, None)
+
+
 def test_qa_top_k_argument_limits_the_passages(index):
-    reg = build_api_registry(ApisConfig(), model=FakeModel(["x"]), index=index)
+    reg = build_api_registry(ApisConfig(), model=FakeModel([answer_json("x")]), index=index)
     obs = reg.call("question_answering", {"question": "planet sun rings glucose birds", "top_k": 1})
     assert obs.ok and len(obs.payload["passages"]) == 1
 
