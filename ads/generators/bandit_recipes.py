@@ -33,8 +33,8 @@ from ads.generators.bandit.arms import Arm, Attempt, build_arms
 from ads.generators.bandit.checks import DistinctSlotsValidator, FacetMentionValidator
 from ads.generators.bandit.plots import write_plots
 from ads.generators.bandit.recipe import Context, RecipeSpec, extract_context
-from ads.generators.bandit.reward import (RewardConfig, TopicScorer, batch_reward, downstream_batch_reward,
-                                          item_reward)
+from ads.generators.bandit.reward import (RewardConfig, batch_reward, downstream_batch_reward, item_reward,
+                                          make_scorer)
 from ads.generators.bandit.router import FeedbackState, Router, RouterConfig
 from ads.quality.diversity import diversity_report
 from ads.quality.validators import SuiteResult, ValidatorSpec, ValidatorSuite, build_validators, validation_counts
@@ -111,7 +111,14 @@ class BanditRun:
         self.samples = JsonlStore(d / "samples.jsonl")
         self.dataset = JsonlStore(d / "dataset.jsonl")
         self.iterations = JsonlStore(d / "iterations.jsonl", id_field="iteration")
-        self.scorer = TopicScorer(cfg.reward.downstream, cfg.seed) if cfg.reward.downstream.enabled else None
+        ds = cfg.reward.downstream
+        if (ds.enabled or ds.report) and ds.label_field not in cfg.recipe.facets \
+                and ds.label_field not in cfg.recipe.format.fields:
+            raise ConfigError(f"reward.downstream.label_field {ds.label_field!r} is neither a facet nor a format field "
+                              f"of the recipe (facets: {sorted(cfg.recipe.facets)})")
+        # the scorer the reward uses (enabled) and the final report (enabled or report) come from one object
+        self.reporter = make_scorer(ds, cfg.seed) if (ds.enabled or ds.report) else None
+        self.scorer = self.reporter if ds.enabled else None
         self.state = FeedbackState(list(self.arms))
         self.resumed_items = 0
         self._restore()
@@ -214,11 +221,14 @@ class BanditRun:
                "item_reward": round(sum(rewards) / len(rewards), 6), "downstream_reward": ds,
                "dataset_accuracy": acc, "reward": reward, "collected": self.state.collected + accepted,
                "wall_s": round(time.perf_counter() - t0, 2)}
+        if choice.samples is not None:  # thompson: the posterior draws behind the choice
+            rec["thompson_draws"] = choice.samples
         self.iterations.append(rec)
         self.iter_log.append(rec)
         self.state.update(arm.name, reward, accepted)
         self.ctx.save_state({"feedback": self.state.to_dict(), "context": self.context.to_dict()})
-        self.ctx.tracker.log({**{k: v for k, v in rec.items() if k != "iteration"},
+        self.ctx.tracker.log({**{k: v for k, v in rec.items() if k not in ("iteration", "thompson_draws")},
+                              **{f"thompson/{a}": v for a, v in (choice.samples or {}).items()},
                               **{f"pulls/{a}": p for a, p in self.state.pulls.items()}}, step=it)
         return rec
 
@@ -276,14 +286,8 @@ class BanditRun:
             if texts else {},
             "resumed_from_items": self.resumed_items,
         }
-        ds = self.cfg.reward.downstream
-        if ds.enabled or ds.report:
-            from ads.downstream.classifier import classifier_report
-
-            rep = classifier_report([{"text": s["record"]["text"], "topic": str(s["record"].get(ds.label_field, ""))}
-                                     for s in accepted])
-            out["downstream_heldout"] = {k: rep[k] for k in ("heldout_n", "majority_accuracy", "real_upper_bound",
-                                                             "synthetic_accuracy", "gap_closed", "synthetic")}
+        if self.reporter is not None:
+            out["downstream_heldout"] = self.reporter.report([s["record"] for s in accepted])
         out["plots"] = write_plots(self.ctx.run_dir, self.iter_log, list(self.arms))
         write_arm_table(self.ctx.run_dir / "arms.csv", arms)
         return out
@@ -349,8 +353,8 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"best mean reward: {summary['best_arm_by_mean_reward']}; wall {summary['wall_s']} s")
     if "downstream_heldout" in summary:
         d = summary["downstream_heldout"]
-        print(f"downstream: topic classifier trained on the {d['synthetic']['used']} accepted texts scores "
-              f"{d['synthetic_accuracy']:.3f} on {d['heldout_n']} real held-out Wikipedia extracts "
+        print(f"downstream: classifier trained on the {d['synthetic']['used']} accepted texts scores "
+              f"{d['synthetic_accuracy']:.3f} on {d['heldout_n']} {d.get('source', 'real held-out texts')} "
               f"(majority {d['majority_accuracy']:.3f}, trained on real {d['real_upper_bound']:.3f})")
     print(f"outputs in {summary['run_dir']}")
 
@@ -360,6 +364,10 @@ def run(cfg: BanditConfig, ctx: RunContext, model: Model | None = None) -> dict[
     print(f"recipe {cfg.recipe.domain!r}: target {cfg.recipe.target_count}, arms {list(br.arms)}, "
           f"router {cfg.router.strategy}" + (f"; resuming at iteration {br.state.iteration} with "
                                              f"{br.state.collected} accepted" if br.resumed_items else ""))
-    summary = ctx.finish(br.run())
+    out = br.run()
+    from ads.export.at_end import export_at_end
+
+    export_at_end(ctx, out)  # RUN_DIR/export (HF dataset + card) and the W&B artifact, before finish closes W&B
+    summary = ctx.finish(out)
     print_summary(summary)
     return summary

@@ -55,11 +55,11 @@ def config(tmp_path: Path, **over) -> BanditConfig:
         "loop": {"batch_size": 3, "max_iterations": 40, "max_tokens": 64},
     }
     for k, v in over.items():
-        data[k] = {**data[k], **v} if isinstance(v, dict) else v
+        data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
     return validate(BanditConfig, data, "test")
 
 
-@pytest.mark.parametrize("strategy", ["epsilon_greedy", "ucb1"])
+@pytest.mark.parametrize("strategy", ["epsilon_greedy", "ucb1", "thompson"])
 def test_the_truly_better_arm_ends_with_most_pulls_and_the_run_writes_its_summary(tmp_path, strategy, capsys):
     cfg = config(tmp_path, router={"strategy": strategy, "ucb_c": 0.3})
     ctx = RunContext.create(cfg)
@@ -211,6 +211,62 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating_records(tmp_path
     ids = [s["id"] for s in got["samples"]]
     assert len(ids) == len(set(ids)) and len(fresh.calls) == len(ids) - kill_after
     assert summary["resumed_from_items"] == kill_after and summary["accepted"] == 12
+
+
+def test_a_thompson_run_resumes_to_the_same_choices_and_draws(tmp_path):
+    """The posterior is a function of the logged rewards and the draws of the iteration's seed: an
+    interrupted Thompson run, resumed, logs the same arms and the same posterior draws."""
+    def cfg_at(d: Path) -> BanditConfig:
+        return config(d, recipe={"target_count": 12}, router={"strategy": "thompson"})
+
+    ref_cfg = cfg_at(tmp_path / "ref")
+    run(ref_cfg, RunContext.create(ref_cfg, run_dir=tmp_path / "ref" / "run"), model=FakeModel(by_temperature))
+    cfg = cfg_at(tmp_path)
+    with pytest.raises(Interrupt):
+        run(cfg, RunContext.create(cfg, run_dir=tmp_path / "run"), model=FakeModel(interrupted_after(10)))
+    state = json.loads((tmp_path / "run" / "state.json").read_text())["feedback"]
+    assert state["iteration"] == 3 and sum(state["pulls"].values()) == 3  # persisted like the other routers
+    run(cfg, RunContext.create(cfg, resume=True, run_dir=tmp_path / "run"), model=FakeModel(by_temperature))
+    got, want = outputs(tmp_path / "run"), outputs(tmp_path / "ref" / "run")
+    assert got == want
+    draws = [r for r in got["iterations"] if r["reason"] == "thompson"]
+    assert draws and all(r["arm"] == max(r["thompson_draws"], key=r["thompson_draws"].get) for r in draws)
+
+
+def test_downstream_reward_from_any_labelled_file(tmp_path, capsys):
+    """A recipe whose facet is a label gets the classifier reward from a JSONL of real labelled texts."""
+    words = {"north": "glacier snow pine frost", "south": "desert cactus sand dune", "east": "river rice monsoon delta"}
+    rng = random.Random(0)
+    rows = [{"text": " ".join(rng.sample(w.split(), 3)) + " region", "label": lbl} for lbl, w in words.items()
+            for _ in range(20)]
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def labelled(messages, kw):
+        prompt = messages[-1]["content"]
+        topic = next(t for t in words if f"about {t}" in prompt)
+        return prose(str(kw["sample_id"])) + " " + words[topic] + "."
+
+    cfg = config(tmp_path, recipe={"target_count": 6}, arms={"profiles": {"balanced": 0.7}},
+                 reward={"downstream": {"enabled": True, "task": "labelled_jsonl", "label_field": "topic",
+                                        "eval_path": str(tmp_path / "eval.jsonl"), "eval_label_field": "label",
+                                        "validation_size": 30, "weight": 0.5}})
+    summary = run(cfg, RunContext.create(cfg), model=FakeModel(labelled))
+    iters = JsonlStore(next((tmp_path / "results").iterdir()) / "iterations.jsonl").read()
+    assert all(r["dataset_accuracy"] is not None for r in iters) and iters[-1]["dataset_accuracy"] > 0.9
+    assert iters[0]["downstream_reward"] == 0.5  # the first batch with data: no gain to measure yet
+    ds = summary["downstream_heldout"]
+    assert ds["heldout_n"] == 30 and ds["synthetic_accuracy"] > 0.9 and ds["synthetic"]["used"] == 6
+    assert "eval.jsonl" in capsys.readouterr().out
+
+
+def test_a_downstream_label_that_is_not_a_facet_is_a_config_error(tmp_path):
+    from ads.config import ConfigError
+
+    (tmp_path / "eval.jsonl").write_text('{"text": "a", "label": "x"}\n')
+    cfg = config(tmp_path, reward={"downstream": {"enabled": True, "task": "labelled_jsonl", "label_field": "colour",
+                                                  "eval_path": str(tmp_path / "eval.jsonl")}})
+    with pytest.raises(ConfigError, match="'colour' is neither a facet"):
+        run(cfg, RunContext.create(cfg), model=FakeModel(by_temperature))
 
 
 def test_resume_replays_a_logged_iteration_missing_from_state_json(tmp_path, reference):

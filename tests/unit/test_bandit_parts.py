@@ -1,6 +1,7 @@
 """Recipe parsing, PCFG templates, routers and rewards of the bandit generator, without a model."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -195,7 +196,7 @@ def test_warmup_plays_every_arm_once_then_exploits_the_best():
     assert (c.arm, c.reason) == ("b", "exploit")
 
 
-@pytest.mark.parametrize("strategy", ["epsilon_greedy", "ucb1"])
+@pytest.mark.parametrize("strategy", ["epsilon_greedy", "ucb1", "thompson"])
 def test_the_better_arm_ends_with_most_pulls_on_a_controlled_bandit(strategy):
     means = {"conservative": 0.3, "balanced": 0.75, "creative": 0.5}
     env = random.Random(7)
@@ -218,6 +219,63 @@ def test_router_choices_replay_identically_from_a_saved_state():
     assert saved.to_dict() == st.to_dict()
     with pytest.raises(ValueError):
         st.update("a", float("nan"), 0)
+
+
+def test_thompson_posterior_counts_each_reward_as_a_fractional_success():
+    st = FeedbackState(["a", "b"])
+    for r in (1.0, 0.25, 0.5):
+        st.update("a", r, 1)
+    assert st.beta_posterior("a") == (1 + 1.75, 1 + 1.25)  # alpha0 + sum r, beta0 + sum (1 - r)
+    assert st.beta_posterior("b") == (1.0, 1.0)  # never pulled: the prior
+    assert st.beta_posterior("a", alpha0=2, beta0=3, weight=4) == (2 + 4 * 1.75, 3 + 4 * 1.25)
+    st.update("b", 1.7, 1)  # a reward outside [0, 1] is clamped, so the Beta stays defined
+    assert st.beta_posterior("b") == (2.0, 1.0)
+
+
+def test_thompson_concentrates_on_the_better_arm_of_a_fractional_reward_bandit():
+    """Rewards are batch means in [0, 1] (not coin flips): noisy fractions around each arm's mean."""
+    means = {"cold": 0.35, "warm": 0.6, "hot": 0.5}
+    env = random.Random(11)
+    st = FeedbackState(list(means))
+    r = Router(RouterConfig(strategy="thompson"), seed=2)
+    late = []
+    for i in range(300):
+        c = r.choose(st)
+        if st.iteration >= len(means):
+            assert c.reason == "thompson" and set(c.samples) == set(means)
+            assert c.arm == max(c.samples, key=c.samples.get)  # the arm with the highest posterior draw
+            assert all(0.0 <= v <= 1.0 for v in c.samples.values())
+        reward = min(1.0, max(0.0, env.gauss(means[c.arm], 0.15)))
+        st.update(c.arm, reward, 1)
+        if i >= 200:
+            late.append(c.arm)
+    assert max(st.pulls, key=st.pulls.get) == "warm"
+    assert late.count("warm") / len(late) > 0.7, st.pulls
+    assert st.pulls["cold"] < 40
+
+
+def test_thompson_weight_narrows_the_posterior_and_exploits_sooner():
+    means = {"a": 0.45, "b": 0.55}
+
+    def pulls_of_better(weight: float) -> int:
+        env, st = random.Random(3), FeedbackState(list(means))
+        r = Router(RouterConfig(strategy="thompson", thompson_weight=weight), seed=4)
+        for _ in range(150):
+            arm = r.choose(st).arm
+            st.update(arm, min(1.0, max(0.0, env.gauss(means[arm], 0.05))), 1)
+        return st.pulls["b"]
+
+    assert pulls_of_better(20.0) > pulls_of_better(1.0)
+
+
+def test_thompson_choices_replay_identically_from_a_saved_state():
+    st = FeedbackState(["a", "b", "c"])
+    r = Router(RouterConfig(strategy="thompson"), seed=5)
+    for i in range(8):
+        st.update(r.choose(st).arm, (0.1 * i) % 1, 1)
+    saved = FeedbackState.from_dict(json.loads(json.dumps(st.to_dict())))
+    again = Router(RouterConfig(strategy="thompson"), seed=5).choose(saved)
+    assert (again.arm, again.samples) == (r.choose(st).arm, r.choose(st).samples)
 
 
 # --- rewards ------------------------------------------------------------------------------------
@@ -257,3 +315,63 @@ def test_distinct_slots_check_rejects_a_value_pasted_into_several_slots(slots, o
 
     assert DistinctSlotsValidator().check({"text": "x", "slots": slots}).passed is ok
     assert DistinctSlotsValidator().check({"text": "an LLM-arm item"}).passed is True
+
+
+# --- downstream reward for any labelled recipe ------------------------------------------------------
+WORDS = {"north": "glacier snow pine reindeer frost tundra", "south": "desert cactus sand heat dune camel",
+         "east": "river rice monsoon paddy bamboo delta"}
+
+
+def labelled_file(tmp_path: Path, n_per_label: int = 20, bad_line: str | None = None) -> Path:
+    rng = random.Random(0)
+    rows = []
+    for label, words in WORDS.items():
+        for _ in range(n_per_label):
+            rows.append({"body": " ".join(rng.sample(words.split(), 4)) + " land", "region": label.upper()})
+    rng.shuffle(rows)
+    lines = [json.dumps(r) for r in rows] + ([bad_line] if bad_line else [])
+    p = tmp_path / "eval.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_labelled_jsonl_scorer_rewards_texts_that_carry_their_label(tmp_path):
+    from ads.generators.bandit.reward import DownstreamConfig, make_scorer
+
+    cfg = DownstreamConfig(task="labelled_jsonl", eval_path=str(labelled_file(tmp_path)), label_field="region",
+                           eval_text_field="body", validation_size=30)
+    scorer = make_scorer(cfg, seed=0)
+    assert len(scorer.validation[0]) == 30 and len(scorer.heldout[0]) == 30
+    assert scorer.labels == ["EAST", "NORTH", "SOUTH"]
+    good = [{"text": f"{WORDS[lbl].split()[i % 6]} {WORDS[lbl].split()[(i + 1) % 6]}", "region": lbl}
+            for lbl in WORDS for i in range(6)]  # lower-case labels match the file's case-insensitively
+    shuffled = [{**g, "region": list(WORDS)[(list(WORDS).index(g["region"]) + 1) % 3]} for g in good]
+    assert scorer.accuracy(good) > 0.9 > 0.1 > scorer.accuracy(shuffled)
+    rep = scorer.report(good + [{"text": "x", "region": "west"}])
+    assert rep["synthetic"] == {"used": 18, "unknown_label_or_empty": 1} and rep["heldout_n"] == 30
+    assert rep["synthetic_accuracy"] > 0.9 and rep["real_upper_bound"] > 0.9 and rep["majority_accuracy"] < 0.5
+    assert "eval.jsonl" in rep["source"]
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"task": "labelled_jsonl"}, "needs eval_path"),
+    ({"task": "wiki_topic", "eval_path": "x.jsonl"}, "eval_path is for task labelled_jsonl"),
+    ({"task": "sentiment"}, "labelled_jsonl"),
+])
+def test_bad_downstream_configs_are_config_errors(bad, words):
+    with pytest.raises(ConfigError, match=words):
+        validate(RewardConfig, {"downstream": bad}, "recipe.yaml")
+
+
+@pytest.mark.parametrize("bad_line, words", [('{"body": "text"}', "needs a non-empty 'body' and 'region'"),
+                                             ("not json", "not JSON")])
+def test_a_bad_labelled_file_is_a_config_error_naming_the_line(tmp_path, bad_line, words):
+    from ads.generators.bandit.reward import DownstreamConfig, make_scorer
+
+    p = labelled_file(tmp_path, bad_line=bad_line)
+    cfg = DownstreamConfig(task="labelled_jsonl", eval_path=str(p), label_field="region", eval_text_field="body")
+    with pytest.raises(ConfigError, match=words) as e:
+        make_scorer(cfg)
+    assert ":61:" in str(e.value)
+    with pytest.raises(ConfigError, match="is not a file"):
+        make_scorer(DownstreamConfig(task="labelled_jsonl", eval_path=str(tmp_path / "missing.jsonl")))

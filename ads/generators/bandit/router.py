@@ -10,7 +10,16 @@ Routers:
   best mean reward (ties broken at random); epsilon decays per iteration,
   eps_t = max(min_epsilon, epsilon * epsilon_decay ** t).
 * `UCB1`: mean + c * sqrt(2 ln N / n_arm).
-Both first play every arm `warmup_pulls` times, in a seeded random order, because a mean
+* Thompson sampling (`strategy: thompson`): one draw per arm from a Beta posterior over its mean reward, play
+  the arm with the highest draw. Rewards here are batch means in [0, 1], not coin flips,
+  so each reward r is counted as a fractional Bernoulli outcome: alpha += r, beta += 1 - r
+  (scaled by `thompson_weight`). Chosen over the Bernoulli trick (flip a coin with p = r and
+  count the flip) because the posterior is then a pure function of the logged rewards,
+  alpha = alpha0 + w * reward_sum, beta = beta0 + w * (pulls - reward_sum), so the state the
+  other routers already persist (pulls, reward sums) holds it and replaying the iteration log
+  rebuilds it exactly; the coin flip would add noise the reward does not have and a second
+  random stream to persist. The posterior mean is the smoothed mean reward.
+All first play every arm `warmup_pulls` times, in a seeded random order, because a mean
 of nothing says nothing. Randomness comes from a generator seeded per iteration, so a
 resumed run makes the same choices it would have made.
 """
@@ -27,12 +36,17 @@ from ads.config import Strict
 
 
 class RouterConfig(Strict):
-    strategy: Literal["epsilon_greedy", "ucb1"] = "epsilon_greedy"
+    strategy: Literal["epsilon_greedy", "ucb1", "thompson"] = "epsilon_greedy"
     epsilon: float = Field(0.5, ge=0, le=1)
     epsilon_decay: float = Field(0.85, gt=0, le=1)
     min_epsilon: float = Field(0.05, ge=0, le=1)
     ucb_c: float = Field(1.0, ge=0)
     warmup_pulls: int = Field(1, ge=0, le=10)
+    # thompson: Beta(alpha0, beta0) prior; each reward r adds weight * r successes and weight * (1 - r)
+    # failures (weight > 1 narrows the posterior faster: a batch mean is less noisy than one coin flip)
+    thompson_alpha0: float = Field(1.0, gt=0)
+    thompson_beta0: float = Field(1.0, gt=0)
+    thompson_weight: float = Field(1.0, gt=0)
 
 
 @dataclass
@@ -64,6 +78,13 @@ class FeedbackState:
         self.collected += int(accepted)
         self.iteration += 1
 
+    def beta_posterior(self, arm: str, alpha0: float = 1.0, beta0: float = 1.0,
+                       weight: float = 1.0) -> tuple[float, float]:
+        """Beta(alpha, beta) over the arm's mean reward, each reward counted as a fractional success."""
+        n = self.pulls[arm]
+        s = min(max(self.reward_sum[arm], 0.0), float(n))  # rewards are in [0, 1]; clamp so Beta stays defined
+        return alpha0 + weight * s, beta0 + weight * (n - s)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -78,8 +99,9 @@ class FeedbackState:
 @dataclass
 class Choice:
     arm: str
-    reason: str  # warmup | explore | exploit | ucb
+    reason: str  # warmup | explore | exploit | ucb | thompson
     epsilon: float | None
+    samples: dict[str, float] | None = None  # thompson: the posterior draw per arm
 
 
 class Router:
@@ -110,6 +132,13 @@ class Router:
                 return state.reward_sum[a] / n + self.cfg.ucb_c * math.sqrt(2 * math.log(max(total, 1)) / n)
 
             return Choice(_argmax(state.arms, ucb, rng), "ucb", None)
+        if self.cfg.strategy == "thompson":
+            c = self.cfg
+            draws = {}
+            for a in state.arms:  # in arm order, from the iteration's generator: a resumed run draws the same
+                alpha, beta = state.beta_posterior(a, c.thompson_alpha0, c.thompson_beta0, c.thompson_weight)
+                draws[a] = round(rng.betavariate(alpha, beta), 6)
+            return Choice(_argmax(state.arms, draws.__getitem__, rng), "thompson", None, draws)
         if rng.random() < eps:
             return Choice(rng.choice(state.arms), "explore", eps)
         return Choice(_argmax(state.arms, lambda a: -math.inf if state.mean(a) is None else state.mean(a), rng),
