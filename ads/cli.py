@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         run_fn(cfg, ctx)
     except Exception as e:
-        if is_user_error(e) and ctx.abort():
+        if (is_user_error(e) or is_fatal_model_error(e)) and ctx.abort():
             print(f"(removed {ctx.run_dir}: nothing had been written yet)", file=sys.stderr)
         raise
     finally:
@@ -70,9 +70,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def is_user_error(e: BaseException) -> bool:
     from ads.run import RunExists
+    from ads.runlock import NotHarnessFolder, RunLocked
     from models.base import ModelNotFoundError
 
-    return isinstance(e, (ConfigError, UserError, RunExists, ModelNotFoundError, FileNotFoundError))
+    return isinstance(e, (ConfigError, UserError, RunExists, ModelNotFoundError, FileNotFoundError, RunLocked,
+                          NotHarnessFolder))
+
+
+def is_fatal_model_error(e: BaseException) -> bool:
+    """A model failure every later call would repeat (models.base.FatalModelError): the run stops."""
+    from models.base import FatalModelError
+
+    return isinstance(e, FatalModelError)
+
+
+def fatal_exit_code(e: BaseException) -> int:
+    """2 when the request itself was refused (key, model name, bad request: the user's to fix), else 1."""
+    from models.openai_compat import EndpointRejectedError
+
+    return 2 if isinstance(e, EndpointRejectedError) else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -150,4 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_user_error(e):
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if is_fatal_model_error(e):  # one line naming the endpoint and status, never a table of zeros
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            return fatal_exit_code(e)
         raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,9 +18,11 @@ from typing import Any
 
 from ads.config import ModelConfig, RunConfig, config_hash, dump_yaml
 from ads.ledger import CostLedger, LedgeredModel
+from ads.runlock import (MARKER, RunExists, RunLock, RunLocked, clear_folder,  # noqa: F401 (re-exported)
+                          has_content, is_harness_folder, mark, remove_folder)
 from ads.store import atomic_write_json, atomic_write_text, read_json
-from ads.tracking import Tracker, scrub
-from models.base import Model
+from ads.tracking import Tracker, redact_argv, scrub
+from models.base import FatalModelError, Model
 from models.caching import CachingModel, RequestCache
 from models.registry import ModelPool
 
@@ -29,8 +30,8 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "llama_cp
             "scikit-learn", "wandb", "datasketch", "pydantic", "sentence-transformers", "numpy")
 
 
-class RunExists(RuntimeError):
-    """The run folder holds an interrupted run and neither --resume nor --overwrite was given."""
+class NoModelCallSucceeded(FatalModelError):
+    """A run whose every model call failed: it ends with an error instead of a summary of zeros."""
 
 
 def package_versions() -> dict[str, str]:
@@ -60,27 +61,44 @@ class RunContext:
     started: float = field(default_factory=time.time)
     _wrapped: dict[str, Model] = field(default_factory=dict)
     _executor: Any = None
+    _lock: RunLock | None = None  # held while this process writes run_dir (ads/runlock.py)
+    _created: bool = False  # this invocation made run_dir: abort() may remove it
 
     @classmethod
     def create(cls, cfg: RunConfig, *, resume: bool = False, overwrite: bool = False,
                run_dir: str | Path | None = None) -> "RunContext":
         run_id = run_id_for(cfg)
         run_dir = Path(run_dir) if run_dir else Path(cfg.results_dir) / run_id
-        if run_dir.exists() and any(run_dir.iterdir()):
-            if overwrite:
-                shutil.rmtree(run_dir)
-            elif not resume:
-                done = (run_dir / "summary.json").exists()
-                raise RunExists(
-                    f"{run_dir} already holds {'a finished' if done else 'an interrupted'} run of this config; "
-                    f"pass --resume to {'reuse it' if done else 'continue it'} or --overwrite to start again")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunExists(f"{run_dir} exists and is not a folder; choose another results_dir / output folder")
+        # The cache first: a bad cache.path is a user error that must leave no run folder behind.
+        cache = RequestCache(cfg.cache.path) if cfg.cache.enabled else None
+        existed = run_dir.exists()
+        if overwrite and has_content(run_dir) and not is_harness_folder(run_dir):
+            raise RunExists(f"{run_dir} was not created by this harness (no {MARKER} marker); --overwrite "
+                            f"deletes only run folders it made: remove it yourself or choose another folder")
+        lock = RunLock(run_dir).acquire()  # a second process on this folder stops here (RunLocked)
+        try:
+            if has_content(run_dir):
+                if overwrite:
+                    clear_folder(run_dir)
+                elif not resume:
+                    done = (run_dir / "summary.json").exists()
+                    raise RunExists(
+                        f"{run_dir} already holds {'a finished' if done else 'an interrupted'} run of this config; "
+                        f"pass --resume to {'reuse it' if done else 'continue it'} or --overwrite to start again")
+            mark(run_dir, run_id=run_id)
+        except BaseException:
+            lock.release()
+            if cache is not None:
+                cache.close()
+            raise
         resolved = cfg.model_dump(mode="json")
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg.model_validate(scrub(resolved))))
         prev = read_json(run_dir / "run_info.json", {}) or {}
         atomic_write_json(run_dir / "run_info.json", {
             "run_id": run_id, "seed": cfg.seed, "config_hash": config_hash(cfg),
-            "argv": sys.argv, "packages": package_versions(), "platform": platform.platform(),
+            "argv": redact_argv(sys.argv), "packages": package_versions(), "platform": platform.platform(),
             "started": prev.get("started", time.time()), "resumed": prev.get("resumed", 0) + (1 if resume and prev else 0),
         })
         random.seed(cfg.seed)
@@ -90,11 +108,10 @@ class RunContext:
             np.random.seed(cfg.seed % (2**32))
         except ImportError:  # pragma: no cover
             pass
-        cache = RequestCache(cfg.cache.path) if cfg.cache.enabled else None
         ledger = CostLedger(run_dir / "ledger.jsonl")
         tracker = Tracker(run_dir, run_id, cfg.tracking, resolved, resume=resume)
         return cls(cfg=cfg, run_dir=run_dir, run_id=run_id, resume=resume, ledger=ledger, tracker=tracker,
-                   cache=cache, pool=ModelPool(cfg.models_dir))
+                   cache=cache, pool=ModelPool(cfg.models_dir), _lock=lock, _created=not existed)
 
     @classmethod
     def for_worker(cls, cfg: RunConfig) -> "RunContext":
@@ -153,12 +170,24 @@ class RunContext:
         self.tracker.finish()
         if self.cache is not None:
             self.cache.close()
-        if self.resume or self.has_records():
+        if self.resume or self.has_records() or not self._created:
+            self.release()
             return False
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        return True
+        self.release()
+        return remove_folder(self.run_dir)  # only a folder carrying the harness marker
+
+    def release(self) -> None:
+        """Let other processes have the run folder (finish() and abort() call this)."""
+        if self._lock is not None:
+            self._lock.release()
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        model_calls = self.ledger.totals(kind="model")
+        if model_calls["model_calls"] and model_calls["failed_calls"] == model_calls["model_calls"]:
+            # Every call failed: scores of zero would read as a result (a "TIES" verdict on nothing).
+            raise NoModelCallSucceeded(
+                f"run {self.run_id}: all {model_calls['model_calls']} model calls failed, none succeeded; no result "
+                f"is reported (see {self.run_dir / 'ledger.jsonl'} and the warnings above)")
         summary = {**summary, "run_id": self.run_id, "run_dir": str(self.run_dir),
                    "wall_s": round(time.time() - self.started, 1), "ledger": self.ledger.summary()}
         atomic_write_json(self.run_dir / "ledger_summary.json", self.ledger.summary())
@@ -168,4 +197,5 @@ class RunContext:
         self.close_executor()
         if self.cache is not None:
             self.cache.close()
+        self.release()
         return summary

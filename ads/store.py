@@ -34,6 +34,19 @@ class JsonlStore:
             return False
         data = self.path.read_bytes()
         body, _, tail = data.rpartition(b"\n")
+        if tail and _parses(tail):
+            # A last record that parses is data (a file written by another tool, or edited by
+            # hand, without a final newline), not a torn write: a torn prefix of a JSON object
+            # never parses. Complete the line so the next append does not glue onto it.
+            for n, ln in enumerate(body.split(b"\n"), 1):
+                if ln.strip() and not _parses(ln):
+                    raise ValueError(f"{self.path}: line {n} is not valid JSON and is not a torn last line "
+                                     f"(the file was edited or damaged); fix or remove that line")
+            with open(self.path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            return False
         if tail:  # no trailing newline: torn
             keep = len(body) + 1 if body or data.startswith(b"\n") else 0
         else:
@@ -95,7 +108,7 @@ def _parses(line: bytes) -> bool:
     try:
         json.loads(line)
         return True
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return False
 
 
@@ -138,10 +151,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:
+    """A JSON file this harness wrote (state, run info); damage is a ValueError naming the file."""
     path = Path(path)
     if not path.exists():
         return default
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: not a valid UTF-8 JSON file ({type(e).__name__}: {str(e)[:120]}); "
+                         f"restore or remove it") from None
 
 
 def jsonl_lines(path: str | Path, error: type[Exception] = ValueError) -> Iterator[tuple[str, Any]]:
@@ -150,12 +168,22 @@ def jsonl_lines(path: str | Path, error: type[Exception] = ValueError) -> Iterat
     Unlike a store, input is never repaired: a bad line is the user's to fix, so it raises
     `error` naming the file and line.
     """
+    from models.structured import loads_bounded
+
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    # Bytes, decoded line by line inside the error handling: a stray non-UTF-8 byte used to
+    # escape as a UnicodeDecodeError traceback from the file iterator. Lines split on b"\n"
+    # only, as JSON Lines specifies (U+2028 / U+0085 inside a string are not line breaks).
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{n}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                            f"save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
-                yield f"{path}:{n}", json.loads(line)
+                yield f"{path}:{n}", loads_bounded(line)
             except ValueError as e:
                 raise error(f"{path}:{n}: not valid JSON ({e})") from None

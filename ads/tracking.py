@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ads.config import TrackingConfig
 from ads.store import JsonlStore
@@ -21,13 +22,54 @@ log = logging.getLogger(__name__)
 _SECRETISH = re.compile(r"(key|token|secret|password)", re.I)
 
 
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|pwd|auth|sig|signature|credential)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """`https://user:pass@host/p?api_key=k&x=1` -> `https://***@host/p?api_key=***&x=1`.
+
+    Credentials in a URL's user info or in a secret-looking query parameter would otherwise be
+    written verbatim to config.yaml, run_info.json and W&B."""
+    def one(m: re.Match) -> str:
+        u = m.group(0)
+        try:
+            parts = urlsplit(u)
+        except ValueError:
+            return "<unparseable url>"
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        query = "&".join(
+            (kv.split("=", 1)[0] + "=***") if "=" in kv and _SECRET_PARAM.search(kv.split("=", 1)[0]) else kv
+            for kv in parts.query.split("&")) if parts.query else ""
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+    return _URL.sub(one, url)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """sys.argv for run_info.json: URLs without credentials, `--set x.token=V` values hidden."""
+    out = []
+    for a in argv:
+        a = redact_url(str(a))
+        k, eq, v = a.partition("=")
+        if eq and _SECRETISH.search(k.rsplit(".", 1)[-1]) and not k.endswith("_env") and v:
+            a = f"{k}=<redacted>"
+        out.append(a)
+    return out
+
+
 def scrub(obj: Any) -> Any:
-    """Drop values whose key looks like a secret before anything is logged or saved."""
+    """Drop values whose key looks like a secret, and credentials inside URLs, before anything is
+    logged or saved."""
     if isinstance(obj, dict):
         return {k: ("<redacted>" if _SECRETISH.search(str(k)) and not str(k).endswith("_env")
                     and isinstance(v, str) and v else scrub(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [scrub(v) for v in obj]
+    if isinstance(obj, str) and "://" in obj:
+        return redact_url(obj)
     return obj
 
 

@@ -19,6 +19,12 @@ class ModelError(RuntimeError):
     """A backend failed for good (after its own retries); the message says what to do."""
 
 
+class FatalModelError(ModelError):
+    """A failure that every following call would repeat (an endpoint that is down, a key that is
+    refused, a model the server does not have): a generator must let it end the run instead of
+    counting it as one more rejection, and the CLI reports it as one line with a non-zero exit."""
+
+
 class ModelNotFoundError(ModelError):
     """A model name or file that the registry cannot resolve."""
 

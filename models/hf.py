@@ -132,11 +132,12 @@ def with_schema_prompt(messages: list[Message], schema: dict[str, Any]) -> list[
 
 def first_json_object(text: str) -> str | None:
     """The exact source text of the first decodable JSON object in `text`, or None."""
-    decoder = json.JSONDecoder()
+    from models.structured import raw_decode_bounded  # deep nesting is a ValueError, not RecursionError
+
     start = text.find("{")
     while start >= 0:
         try:
-            _, end = decoder.raw_decode(text[start:])
+            _, end = raw_decode_bounded(text[start:])
             return text[start:start + end]
         except ValueError:
             start = text.find("{", start + 1)

@@ -48,9 +48,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from models.base import Completion, Message, ModelError, approx_tokens, validate_messages
+from models.base import Completion, FatalModelError, Message, ModelError, approx_tokens, validate_messages
 from models.llamacpp import derived_seed
 from models.ratelimit import CircuitBreaker, CircuitOpen, TokenBucket
+from models.structured import loads_bounded
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,21 @@ SchemaFormat = Literal["auto", "json_schema", "json_object"]
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 
 
-class EndpointFailingError(ModelError):
+class EndpointFailingError(FatalModelError):
     """The circuit breaker is open: the endpoint failed repeatedly and calls fail fast.
 
     A generator that catches ModelError per record should let this one end the run (or
     at least report it), because every following record would fail the same way.
+    """
+
+
+class EndpointRejectedError(EndpointFailingError):
+    """The server refused the request for a reason no retry changes: 400/401/403/404/422 (bad
+    request, wrong or missing API key, no such model) or a URL scheme it cannot speak.
+
+    A subclass of EndpointFailingError so every generator's `except EndpointFailingError: raise`
+    lets it end the run: a wrong key used to become one counted "rejection" per record and a
+    run that exited 0 with a table of zero scores.
     """
 
 
@@ -317,7 +328,7 @@ class OpenAICompatModel:
             return None, _Failure("http", body, status=status, retry_after=parse_retry_after(resp.headers),
                                   retryable=status in RETRYABLE_STATUS)
         try:
-            data = resp.json()
+            data = loads_bounded(resp.content)  # deep/huge bodies: a malformed answer, not RecursionError
             choice = data["choices"][0]
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
                 raise TypeError("choices[0].message missing")
@@ -413,7 +424,7 @@ class OpenAICompatModel:
             assert failure is not None
             if not failure.retryable:
                 key_hint = f" and the API key in ${self.api_key_env}" if self.api_key_env else ""
-                raise ModelError(f"POST {self._display_url} (model {self.model!r}) failed: {failure.describe()}"
+                raise EndpointRejectedError(f"POST {self._display_url} (model {self.model!r}) failed: {failure.describe()}"
                                  f"{refused_note}; not retried (status {failure.status}). Check the model name, "
                                  f"the request{key_hint}.")
             raise ModelError(f"POST {self._display_url} (model {self.model!r}) failed after {attempts} attempts: "
@@ -516,6 +527,7 @@ class OpenAICompatPool:
     def generate(self, messages: list[Message], **kw: Any) -> Completion:
         tried: set[int] = set()
         errors: list[str] = []
+        rejected = 0
         while True:
             i = self._pick(tried)
             if i is None:
@@ -530,7 +542,11 @@ class OpenAICompatPool:
                     self._in_flight[i] -= 1
             tried.add(i)
             errors.append(str(failed))
+            rejected += isinstance(failed, EndpointRejectedError)
         for j, m in enumerate(self.members):
             if j not in tried:
                 errors.append(f"endpoint {m._display_url}: circuit open (last: {m._last_failure})")
+        if rejected == len(errors):  # every endpoint refused the request itself (key, model name)
+            raise EndpointRejectedError(f"all {len(self.members)} endpoints of the pool refused the request: "
+                                        + " | ".join(errors))
         raise EndpointFailingError(f"all {len(self.members)} endpoints of the pool are failing: " + " | ".join(errors))

@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from ads.run import RunContext, RunExists
-    from models.base import ModelNotFoundError
+    from models.base import FatalModelError, ModelNotFoundError
 
     logging.basicConfig(level=os.environ.get("ADS_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -648,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; continue with the same command plus --resume", file=sys.stderr)
         return 130
+    except FatalModelError as e:  # a refused key / missing model / dead endpoint: one line, not a traceback
+        from ads.cli import fatal_exit_code
+
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return fatal_exit_code(e)
 
 
 if __name__ == "__main__":

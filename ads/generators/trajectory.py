@@ -85,7 +85,9 @@ def parse_trajectory(text: str, max_calls: int) -> Trajectory:
     raw = text if isinstance(text, str) else repr(text)
     try:
         start = raw.index("{")
-        obj, _ = json.JSONDecoder().raw_decode(raw[start:])
+        from models.structured import raw_decode_bounded  # RecursionError on deep JSON -> a ValueError
+
+        obj, _ = raw_decode_bounded(raw[start:])
     except ValueError:
         return Trajectory(calls=[], raw=raw, parse_error="no JSON object in the output")
     if not isinstance(obj, dict) or not isinstance(obj.get("calls"), list):

@@ -163,8 +163,10 @@ class JsonSchemaValidator(_Base):
         if v is _MISSING:
             return self.result(False, f"missing field '{self.field}'")
         if isinstance(v, str):  # JSON text written by a model: parse it, tolerating prose around one object
+            from models.structured import loads_bounded  # deep/huge JSON is a failed check, not a crash
+
             try:
-                v = json.loads(v)
+                v = loads_bounded(v)
             except ValueError:
                 from models.structured import extract_json
 
