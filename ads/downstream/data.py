@@ -1,7 +1,10 @@
 """Instruction datasets for fine-tuning: load, check, render through the chat template, tokenize.
 
-A dataset is a JSONL file or a `datasets` folder written by `save_to_disk`, one record per
-example with a prompt and a response field. The field names are auto-detected from the
+A dataset is a JSONL file, a `datasets` folder written by `save_to_disk`, or the export of
+any generator's run (`main.py export RUN_DIR`, or RUN_DIR itself once it has an `export/`): its
+`ads_export.json` declares which fields are the prompt, the optional input and the response,
+and its `train` split (the accepted records) is read. Otherwise one record per example with a
+prompt and a response field. The field names are auto-detected from the
 common pairs (instruction/response, prompt/completion, instruction/output, question/answer)
 unless configured; Alpaca-style records with an extra non-empty `input` get it appended to
 the instruction. Any problem (missing file, bad JSON line, a record without the field) is a
@@ -40,6 +43,7 @@ class DataConfig(Strict):
     path: str = "builtin:wiki_name"  # JSONL file, save_to_disk folder, or one of BUILTINS
     prompt_field: str | None = None  # None: auto-detect from FIELD_PAIRS
     response_field: str | None = None
+    input_field: str | None = None  # appended to the prompt (Alpaca's `input`); exports declare theirs
     split: str | None = None  # for a saved DatasetDict; "train" when present
     limit: int | None = Field(None, ge=1)  # keep the first N examples
 
@@ -103,7 +107,8 @@ def records_to_examples(rows: Iterable[tuple[str, Any]], cfg: DataConfig) -> lis
         if fields is None:
             fields = _detect_fields(row, where, cfg)
         prompt, response = _text(row, fields[0], where), _text(row, fields[1], where)
-        extra = row.get("input") if fields[0] == "instruction" else None
+        extra = row.get(cfg.input_field) if cfg.input_field else (row.get("input") if fields[0] == "instruction"
+                                                                   else None)
         if isinstance(extra, str) and extra.strip():
             prompt = f"{prompt.rstrip()}\n\n{extra.strip()}"
         if not prompt.strip() or not response.strip():
@@ -136,7 +141,40 @@ def load_examples(cfg: DataConfig) -> list[SFTExample]:
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise FinetuneDataError(f"data.path: training data not found: {path}")
+    if path.is_dir() and ((path / EXPORT_MANIFEST).is_file() or (path / "export" / EXPORT_MANIFEST).is_file()):
+        return _export_examples(path if (path / EXPORT_MANIFEST).is_file() else path / "export", cfg)
     rows = _disk_rows(path, cfg.split) if path.is_dir() else _jsonl_rows(path)
+    return records_to_examples(rows, cfg)
+
+
+EXPORT_MANIFEST = "ads_export.json"
+
+
+def _export_examples(folder: Path, cfg: DataConfig) -> list[SFTExample]:
+    """A generator's export: the fields its manifest declares, from hf/, else parquet/, else jsonl/."""
+    import json
+
+    mf = folder / EXPORT_MANIFEST
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        declared = {k: manifest[k] for k in ("prompt_field", "response_field")}
+    except (ValueError, KeyError) as e:
+        raise FinetuneDataError(f"{mf}: not an export manifest ({e})") from None
+    cfg = cfg.model_copy(update={"prompt_field": cfg.prompt_field or declared["prompt_field"],
+                                 "response_field": cfg.response_field or declared["response_field"],
+                                 "input_field": cfg.input_field or manifest.get("input_field")})
+    split = cfg.split or "train"
+    if (folder / "hf").is_dir():
+        rows = _disk_rows(folder / "hf", split)
+    elif (folder / "parquet" / f"{split}.parquet").is_file():
+        from datasets import Dataset
+
+        pq = folder / "parquet" / f"{split}.parquet"
+        rows = ((f"{pq}[{i}]", r) for i, r in enumerate(Dataset.from_parquet(str(pq))))
+    elif (folder / "jsonl" / f"{split}.jsonl").is_file():
+        rows = _jsonl_rows(folder / "jsonl" / f"{split}.jsonl")
+    else:
+        raise FinetuneDataError(f"{folder}: the export has no {split!r} split in hf/, parquet/ or jsonl/")
     return records_to_examples(rows, cfg)
 
 

@@ -168,6 +168,9 @@ def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None,
     write_plots(ctx, perspectives, quality, records, tasks)
     ctx.save_state({"units_total": len(tasks) * len(perspectives), "units_done": len(records),
                     "units_failed": len(failures)})
+    from ads.export.at_end import export_at_end
+
+    export_at_end(ctx, {"quality": quality})  # RUN_DIR/export (HF dataset + card), W&B artifact
     summary = ctx.finish({"dataset": str(out), "copy": str(copy) if copy else None, "provider": provider,
                           "inputs": len(tasks), "perspectives": len(perspectives), "quality": quality,
                           "estimated_tokens": estimate, "token_usage": dataset["metadata"]["token_usage"],

@@ -507,6 +507,9 @@ def run(cfg: SelfEvolvingConfig, ctx: RunContext, **components: Any) -> dict[str
         print(f"executor.kind {cfg.executor.kind!r}: self-evolving runs in this process, one attempt at a time "
               f"(each attempt's category, difficulty, demos and novelty pool depend on the attempts before it)")
     s = g.run()
+    from ads.export.at_end import export_at_end
+
+    export_at_end(ctx, s)  # RUN_DIR/export (HF dataset + card) and the W&B artifact, before finish closes W&B
     summary = ctx.finish(s)
     print_report(s, ctx.run_id)
     led = summary["ledger"]["run"]

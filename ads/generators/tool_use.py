@@ -245,6 +245,9 @@ def finish(cfg: ToolUseConfig, ctx: Any, built: Built, records: list[dict[str, A
     atomic_write_json(ctx.run_dir / "evaluation_report.json", report)
     atomic_write_json(ctx.run_dir / "diversity.json", {"diversity": div, "coverage": cov})
     write_plots(ctx.run_dir, records)
+    from ads.export.at_end import export_at_end
+
+    export_at_end(ctx, {"evaluation": report, "diversity": div})  # RUN_DIR/export (HF dataset + card), W&B
     summary = ctx.finish({"conversations": len(records), "output": str(out_path), "passed": report["passed"],
                           "pass_rate": report["pass_rate"], "mean_score": report["mean_score"],
                           "mean_quality_ok": report["mean_quality_ok"], "evaluation": report, "diversity": div,
