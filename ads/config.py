@@ -21,7 +21,9 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+    # allow_inf_nan=False: a NaN threshold compares False with everything and an inf λ turns every
+    # reward into -inf; both used to be accepted by every float field of every config.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelConfig(Strict):
@@ -37,16 +39,19 @@ class ModelConfig(Strict):
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
     base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_compat.py)
-    api_key_env: str = "OPENAI_API_KEY"
+    # None: OPENAI_API_KEY for https://api.openai.com, no key for any other server
+    api_key_env: str | None = None
+    # send the key over plain http to a host that is not loopback (refused unless this is true)
+    allow_insecure_http: bool = False
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0)
     max_concurrency: int = Field(4, ge=1)
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
+    requests_per_minute: float | None = Field(None, gt=0)  # a negative rate raised inside the token bucket
+    tokens_per_minute: float | None = Field(None, gt=0)
 
     @field_validator("api_key_env")
     @classmethod
-    def _env_name(cls, v: str) -> str:
+    def _env_name(cls, v: str | None) -> str | None:
         if v and not v.replace("_", "").isalnum():
             raise ValueError("must be the NAME of an environment variable holding the key, not the key itself")
         return v
@@ -154,8 +159,24 @@ def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | No
     return validate(cls, data, source + (" (with --set overrides)" if overrides else ""))
 
 
+def _hash_compatible(node: Any) -> Any:
+    """Keep run ids as they were before ModelConfig gained allow_insecure_http and api_key_env
+    became optional (issue 22): neither changes what a run produces."""
+    if isinstance(node, list):
+        return [_hash_compatible(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _hash_compatible(v) for k, v in node.items()}
+    if "allow_insecure_http" in out and "api_key_env" in out and "base_url" in out:  # a ModelConfig
+        if out["allow_insecure_http"] is False:
+            del out["allow_insecure_http"]
+        if out["api_key_env"] is None:
+            out["api_key_env"] = "OPENAI_API_KEY"
+    return out
+
+
 def config_hash(cfg: BaseModel) -> str:
-    data = cfg.model_dump(mode="json")
+    data = _hash_compatible(cfg.model_dump(mode="json"))
     data.pop("executor", None)  # where items run does not change what they produce
     # ADS LoRA options (ads/generators/ads_lora.py) left off change nothing: the run id stays what it was
     loop = data.get("loop") if isinstance(data.get("loop"), dict) else {}

@@ -94,6 +94,29 @@ def chat_completions_url(base_url: str) -> str:
     return base + "/chat/completions"
 
 
+def is_insecure_remote(url: str) -> bool:
+    """Plain http to a host that is not loopback (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    p = urlsplit(url)
+    if p.scheme != "http":
+        return False
+    host = (p.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def default_key_env(base_url: str | None) -> str | None:
+    """The key variable when a config names none: OPENAI_API_KEY for api.openai.com only. It used
+    to be OPENAI_API_KEY for every base_url, so any server a config pointed at received it."""
+    host = (urlsplit(base_url or "").hostname or "").lower()
+    return "OPENAI_API_KEY" if host == "api.openai.com" else None
+
+
 def safe_url(url: str) -> str:
     """The URL without user info, query or fragment, so it can go into logs and errors."""
     try:
@@ -194,6 +217,7 @@ class OpenAICompatModel:
         strict_schema: bool = True,
         transport: httpx.BaseTransport | None = None,
         trust_env: bool = False,
+        allow_insecure_http: bool = False,
     ):
         if schema_format not in ("auto", "json_schema", "json_object"):
             raise ValueError("schema_format must be 'auto', 'json_schema' or 'json_object'")
@@ -201,6 +225,8 @@ class OpenAICompatModel:
             raise ValueError("max_concurrency must be >= 1")
         self.url = chat_completions_url(base_url)
         self._display_url = safe_url(self.url)
+        # a key in a plain-http request is readable by anyone on the path: only to loopback, or when asked
+        self._key_over_http_refused = is_insecure_remote(self.url) and not allow_insecure_http
         self.model = model
         self.model_id = model_id or model
         self.api_key_env = api_key_env or None
@@ -238,7 +264,8 @@ class OpenAICompatModel:
         if not cfg.base_url:
             raise ModelError(f"model {cfg.name!r}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
         kwargs: dict[str, Any] = dict(
-            api_key_env=cfg.api_key_env,
+            api_key_env=cfg.api_key_env if cfg.api_key_env is not None else default_key_env(cfg.base_url),
+            allow_insecure_http=getattr(cfg, "allow_insecure_http", False),
             timeout_s=cfg.timeout_s,
             max_retries=cfg.max_retries,
             max_concurrency=cfg.max_concurrency,
@@ -304,6 +331,10 @@ class OpenAICompatModel:
     def _attempt(self, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, _Failure | None]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = self._api_key()
+        if key and self._key_over_http_refused:
+            return None, _Failure("connection", f"refusing to send the API key in ${self.api_key_env} over plain "
+                                                f"http to a host that is not loopback; use https, or set "
+                                                f"allow_insecure_http: true for this model", retryable=False)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         failure: _Failure | None = None

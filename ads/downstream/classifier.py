@@ -17,7 +17,6 @@ signal a generator can call after each batch (about a second for a few thousand 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -159,14 +158,11 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise SyntheticDataError(f"synthetic data file not found: {path}")
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError as e:
-                raise SyntheticDataError(f"{path}:{n}: not valid JSON ({e})") from None
-    return out
+    from ads.store import jsonl_lines
+
+    # jsonl_lines splits on "\n" only: str.splitlines() also broke records at U+2028 / U+0085,
+    # which the stores write raw inside strings; and it reports non-UTF-8 bytes by file and line.
+    return [r for _, r in jsonl_lines(path, SyntheticDataError)]
 
 
 def classifier_report(synthetic_records: Iterable[dict[str, Any]], text_field: str = "text",

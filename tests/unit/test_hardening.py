@@ -382,3 +382,104 @@ def test_overwrite_of_a_marked_run_keeps_working(tmp_path):
     again = RunContext.create(cfg, overwrite=True)
     assert not (again.run_dir / "out.jsonl").exists() and (again.run_dir / "config.yaml").exists()
     again.release()
+
+
+# --- config values, classify input --------------------------------------------------------------
+@pytest.mark.parametrize("override, key", [
+    ("loop.lambda_cost=.nan", "loop.lambda_cost"),
+    ("loop.lambda_cost=.inf", "loop.lambda_cost"),
+    ("policy.requests_per_minute=-5", "policy.requests_per_minute"),
+    ("policy.timeout_s=-.inf", "policy.timeout_s"),
+])
+def test_nan_inf_and_negative_rates_are_one_line_naming_the_key(tmp_path, base, capsys, override, key):
+    assert main(["run", *base, "--set", override]) == 2
+    assert key in _one_line(capsys.readouterr().err)
+    assert _left_behind(tmp_path) == []
+
+
+def test_run_ids_did_not_change_with_the_new_model_config_fields():
+    """A model section hashes as it did before allow_insecure_http / an optional api_key_env."""
+    import hashlib
+
+    from ads.config import ModelConfig, RunConfig, config_hash
+
+    class WithModel(RunConfig):
+        policy: ModelConfig = ModelConfig()
+
+    data = WithModel().model_dump(mode="json")
+    assert data["policy"]["api_key_env"] is None and data["policy"]["allow_insecure_http"] is False
+    old_style = {**data, "policy": {**{k: v for k, v in data["policy"].items() if k != "allow_insecure_http"},
+                                    "api_key_env": "OPENAI_API_KEY"}}
+    old_style.pop("executor")
+    assert config_hash(WithModel()) == hashlib.sha256(json.dumps(old_style, sort_keys=True).encode()).hexdigest()
+
+
+def test_classifier_input_keeps_records_with_unicode_line_separators(tmp_path):
+    from ads.downstream.classifier import SyntheticDataError, load_jsonl
+
+    p = tmp_path / "syn.jsonl"
+    recs = [{"text": "one\u2028two", "topic": "a"}, {"text": "three\x85four", "topic": "b"}]
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    assert load_jsonl(p) == recs
+    p.write_bytes(b'{"text": "x\xff", "topic": "a"}\n')
+    with pytest.raises(SyntheticDataError, match="syn.jsonl:1: not UTF-8"):
+        load_jsonl(p)
+
+
+# --- secrets ------------------------------------------------------------------------------------
+def _seen_auth(url, monkeypatch, **kw):
+    from models.openai_compat import OpenAICompatModel
+
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]})
+
+    monkeypatch.setenv("MY_KEY", "sk-secret-abcdef")
+    m = OpenAICompatModel(url, "m", api_key_env="MY_KEY", max_retries=0, transport=httpx.MockTransport(handler), **kw)
+    return m, seen
+
+
+def test_key_is_never_sent_over_plain_http_to_a_remote_host_unless_allowed(monkeypatch):
+    from models.openai_compat import EndpointRejectedError
+
+    m, seen = _seen_auth("http://gpu-box.example.org:8000/v1", monkeypatch)
+    with pytest.raises(EndpointRejectedError, match="plain http"):
+        m.generate(MSG)
+    assert seen == []  # nothing left the machine
+    for url, kw in (("http://127.0.0.1:8080/v1", {}), ("http://localhost:8080/v1", {}),
+                    ("https://gpu-box.example.org/v1", {}), ("http://gpu-box.example.org:8000/v1",
+                                                             {"allow_insecure_http": True})):
+        m, seen = _seen_auth(url, monkeypatch, **kw)
+        assert m.generate(MSG).text == "ok" and seen == ["Bearer sk-secret-abcdef"]
+
+
+def test_openai_key_goes_only_to_openai_unless_a_config_names_a_variable(monkeypatch):
+    from ads.config import ModelConfig
+    from models.openai_compat import OpenAICompatModel
+
+    assert OpenAICompatModel.from_config(ModelConfig(name="m", base_url="http://127.0.0.1:8080/v1")).api_key_env is None
+    assert OpenAICompatModel.from_config(ModelConfig(name="m", base_url="https://api.openai.com/v1")).api_key_env \
+        == "OPENAI_API_KEY"
+    assert OpenAICompatModel.from_config(ModelConfig(name="m", base_url="http://127.0.0.1:8080/v1",
+                                                     api_key_env="LOCAL_KEY")).api_key_env == "LOCAL_KEY"
+
+
+def test_credentials_in_urls_and_argv_are_redacted_in_the_run_folder(tmp_path, monkeypatch):
+    from ads.config import ModelConfig, RunConfig
+    from ads.run import RunContext
+
+    class WithModel(RunConfig):
+        policy: ModelConfig = ModelConfig()
+
+    url = "http://alice:hunter2@127.0.0.1:8080/v1?api_key=sk-in-url-999&x=1"
+    monkeypatch.setattr(sys, "argv", ["main.py", "run", "--set", f"policy.base_url={url}", "--set", "a.token=tok-777"])
+    cfg = WithModel(name="sec", results_dir=str(tmp_path / "r"), cache={"path": str(tmp_path / "c.sqlite")},
+                    tracking={"wandb": False}, policy={"name": "m", "base_url": url})
+    ctx = RunContext.create(cfg)
+    text = "".join(p.read_text() for p in ctx.run_dir.iterdir() if p.is_file())
+    for secret in ("hunter2", "sk-in-url-999", "tok-777"):
+        assert secret not in text
+    assert "127.0.0.1:8080" in text and "x=1" in text
+    ctx.release()

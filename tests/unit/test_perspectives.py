@@ -155,9 +155,12 @@ def test_provider_detection(tmp_path, monkeypatch):
     gguf.write_bytes(b"GGUF")
     empty = str(tmp_path / "no-models")
     assert detect_provider(PerspModelConfig(model_name=str(gguf)), models_dir=empty)[0] == "local"
-    assert detect_provider(PerspModelConfig(model_name="gpt-4o-mini"), models_dir=empty)[0] == "openai"
-    assert detect_provider(PerspModelConfig(model_name="meta-llama/Llama-3.3-70B-Instruct-Turbo"),
-                           models_dir=empty)[0] == "together"
+    # issue 22: a name that is not installed is never routed to a hosted API on a guess
+    with pytest.raises(ConfigError, match="api_provider: openai"):
+        detect_provider(PerspModelConfig(model_name="gpt-4o-mini"), models_dir=empty)
+    with pytest.raises(ConfigError, match="api_provider: together"):
+        detect_provider(PerspModelConfig(model_name="meta-llama/Llama-3.3-70B-Instruct-Turbo"), models_dir=empty)
+    assert detect_provider(PerspModelConfig(model_name="gpt-4o-mini"), "openai", empty)[0] == "openai"
     served = PerspModelConfig(model_name="smollm2-135m", base_url="http://127.0.0.1:8080/v1")
     assert detect_provider(served, models_dir=empty)[0] == "openai_compatible"
     assert detect_provider(PerspModelConfig(model_name="gpt-4o"), "local", empty)[0] == "local"  # explicit wins
@@ -176,9 +179,9 @@ def test_choose_builds_the_model_config_for_each_provider(tmp_path, monkeypatch)
     empty = str(tmp_path)
     monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="TOGETHER_API_KEY"):
-        choose(PerspModelConfig(model_name="meta-llama/Llama-3.3-70B-Instruct-Turbo"), models_dir=empty)
+        choose(PerspModelConfig(model_name="meta-llama/Llama-3.3-70B-Instruct-Turbo"), "together", models_dir=empty)
     monkeypatch.setenv("TOGETHER_API_KEY", "k")
-    c = choose(PerspModelConfig(model_name="meta-llama/Llama-3.3-70B-Instruct-Turbo"), models_dir=empty)
+    c = choose(PerspModelConfig(model_name="meta-llama/Llama-3.3-70B-Instruct-Turbo"), "together", models_dir=empty)
     assert (c.provider, c.model.backend, c.model.base_url, c.model.api_key_env) == \
         ("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY")
     c = choose(PerspModelConfig(model_name="qwen", base_url="http://127.0.0.1:8080/v1", max_concurrency=3),

@@ -3,8 +3,10 @@
 Detection order (an explicit `api_provider` other than "auto" always wins):
 1. a `base_url` in model_config: an OpenAI-compatible server ("openai_compatible");
 2. a name the local registry resolves (a short name like `smollm2-135m`, or a .gguf path): "local";
-3. `gpt-`, `o1`, `o3`, `text-davinci-`, `davinci-` prefixes: "openai" (api.openai.com);
-4. any other name with an organisation prefix (`meta-llama/Llama-3.3-70B-Instruct-Turbo`): "together".
+3. anything else is an error. A hosted provider ("openai", "together") is used only when the
+   config names it in `api_provider`: a typo in a local model name (or a model not installed
+   yet) used to be routed to api.openai.com / api.together.xyz with the user's key. The error
+   says which provider the name looks like and the line to add.
 Hosted providers are reached through the shared OpenAI-compatible client, which does its own
 throttling and retries; their key is read from the environment variable named in the config.
 """
@@ -49,10 +51,12 @@ def detect_provider(mc: PerspModelConfig, requested: str = "auto", models_dir: s
         return "openai_compatible", f"base_url {mc.base_url}"
     if _is_local(name, models_dir):
         return "local", f"{name!r} resolves to a local model in {models_dir}"
-    if name.lower().startswith(OPENAI_PREFIXES):
-        return "openai", f"{name!r} has an OpenAI model prefix"
-    if "/" in name and not name.endswith(".gguf"):
-        return "together", f"{name!r} is an org/model id, served by Together"
+    hosted = ("openai" if name.lower().startswith(OPENAI_PREFIXES)
+              else "together" if "/" in name and not name.endswith(".gguf") else None)
+    if hosted is not None:
+        raise ConfigError(f"model_config.model_name: {name!r} is not a local model in {models_dir}; it looks like a "
+                          f"{hosted} model, but nothing is sent to a hosted API unless the config says so: add "
+                          f"`api_provider: {hosted}` (key in ${HOSTED[hosted][1]}), or give a local name / .gguf path")
     raise ConfigError(f"model_config.model_name: {name!r} is not a local model in {models_dir} (run "
                       f"`main.py models` to list them), has no OpenAI prefix and no org/ prefix; give a .gguf path, "
                       f"a local name, or a base_url for an OpenAI-compatible server")
