@@ -37,6 +37,19 @@ def test_at_least_three_recipes_one_topic_labelled_with_downstream_reward():
     assert any(c.recipe.grammar is not None for c in cfgs)
 
 
+def test_shipped_recipes_use_the_seeds_validation_layers():
+    """Seed 000: rule-based checks, model-based checks (similarity, semantic validation), diversity
+    scoring and an LLM judge, configured per recipe in its validators block."""
+    cfgs = {p.name: load_config(BanditConfig, p) for p in RECIPES.glob("*.yaml")}
+    for name, c in cfgs.items():
+        types = {v.type for v in c.validators}
+        assert types & {"length", "regex", "json_schema"}, name
+        assert types & {"embedding_similarity", "embedding_spread"}, name  # model-based
+        assert types & {"distinct_n", "novelty", "embedding_spread"}, name  # diversity
+    judged = [n for n, c in cfgs.items() if {v.type for v in c.validators} & {"judge_score", "judge_faithfulness"}]
+    assert judged and all(cfgs[n].judge is not None for n in judged)
+
+
 def _recipe(**over):
     base = {"kind": "bandit", "recipe": {"domain": "d", "task": "t", "target_count": 3}}
     base["recipe"].update(over)
