@@ -556,6 +556,17 @@ ALIASES = {"--gen-temperature": ["--gen-temp"], "--ans-temperature": ["--ans-tem
            "--judge-temperature": ["--judge-temp"]}
 
 
+def spellings(*flags: str) -> list[str]:
+    """Each flag plus its underscore spelling: the seed's command line writes `--accept_target`,
+    `--sim_threshold`, ...; both are accepted so the seed's commands run as written."""
+    out = list(flags)
+    for f in flags:
+        alt = "--" + f[2:].replace("-", "_")
+        if alt not in out:
+            out.append(alt)
+    return out
+
+
 def _bool(v: str) -> bool:
     if v.lower() in ("true", "yes", "1", "on"):
         return True
@@ -576,17 +587,29 @@ def build_parser() -> "argparse.ArgumentParser":
         kw: dict[str, Any] = {"dest": key, "type": typ, "default": None, "help": help_}
         if key == "novelty_method":
             kw["choices"] = ["exact", "minhash"]
-        p.add_argument(flag, *ALIASES.get(flag, []), **kw)
-    p.add_argument("--output-dir", default=None, help="run folder (default: RESULTS_DIR/NAME-<config hash>)")
-    p.add_argument("--model", default=None, help="generator model: registry name, .gguf path, or served model id")
-    p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint for the generator (and for the "
-                                                    "answerer/judge named with --answerer-model/--judge-model)")
-    p.add_argument("--answerer-model", default=None, help="answerer model (default: the generator's)")
-    p.add_argument("--judge-model", default=None, help="judge model (default: the generator's)")
-    p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads for every local model")
-    p.add_argument("--cache-path", default=None, help="request cache (sqlite)")
-    p.add_argument("--no-cache", action="store_true", help="do not cache model requests")
-    p.add_argument("--no-wandb", action="store_true", help="metrics.jsonl only, no offline W&B run")
+        p.add_argument(*spellings(flag, *ALIASES.get(flag, [])), **kw)
+    p.add_argument(*spellings("--output-dir"), dest="output_dir", default=None,
+                   help="run folder (default: RESULTS_DIR/NAME-<config hash>)")
+    p.add_argument("--model", default=None, help="generator model: registry name, .gguf path, or served model id "
+                                                 "(default: MODEL from the environment or .env, else the config's)")
+    p.add_argument(*spellings("--base-url"), dest="base_url", default=None,
+                   help="OpenAI-compatible endpoint for the generator (and for the answerer/judge named with "
+                        "--answerer-model/--judge-model); default: BASE_URL from the environment or .env")
+    p.add_argument(*spellings("--env-file"), dest="env_file", default=".env",
+                   help="dotenv file with BASE_URL, API_KEY, MODEL, TIMEOUT (the seed's settings; variables "
+                        "already in the environment win; default: %(default)s in the working directory, "
+                        "skipped when absent; '' to ignore)")
+    p.add_argument(*spellings("--answerer-model"), dest="answerer_model", default=None,
+                   help="answerer model (default: the generator's)")
+    p.add_argument(*spellings("--judge-model"), dest="judge_model", default=None,
+                   help="judge model (default: the generator's)")
+    p.add_argument(*spellings("--n-threads"), dest="n_threads", type=int, default=None,
+                   help="llama.cpp threads for every local model")
+    p.add_argument(*spellings("--cache-path"), dest="cache_path", default=None, help="request cache (sqlite)")
+    p.add_argument(*spellings("--no-cache"), dest="no_cache", action="store_true",
+                   help="do not cache model requests")
+    p.add_argument(*spellings("--no-wandb"), dest="no_wandb", action="store_true",
+                   help="metrics.jsonl only, no offline W&B run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, e.g. --set seeds.per_category=2 (repeatable)")
     g = p.add_mutually_exclusive_group()
@@ -595,10 +618,20 @@ def build_parser() -> "argparse.ArgumentParser":
     return p
 
 
-def config_from_args(args: Any) -> SelfEvolvingConfig:
-    from ads.config import apply_overrides, read_yaml, validate
+def config_from_args(args: Any, env: Any = None) -> SelfEvolvingConfig:
+    """Config file < BASE_URL/API_KEY/MODEL/TIMEOUT (environment, then .env) < --set < flags.
 
-    data = apply_overrides(read_yaml(args.config), args.set)
+    `env`: the EndpointSettings to apply; None reads them from `args.env_file` and os.environ.
+    """
+    from ads.config import apply_overrides, read_yaml, validate
+    from ads.generators.evolve.env import apply_to_generator, endpoint_settings
+
+    if env is None:
+        env, _ = endpoint_settings(getattr(args, "env_file", ".env"))
+    data = read_yaml(args.config)
+    if env.any:
+        data["generator"] = apply_to_generator(dict(data.get("generator") or {}), env)
+    data = apply_overrides(data, args.set)
     if data.setdefault("kind", "self_evolving") != "self_evolving":
         raise ConfigError(f"{args.config}: kind is {data['kind']!r}, this command runs 'self_evolving'")
     for _, key, _, _ in FLAGS:
@@ -640,9 +673,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("ADS_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        from ads.generators.evolve.env import endpoint_settings, export_api_key
+
+        env, _ = endpoint_settings(args.env_file)
+        cfg = config_from_args(args, env)
+        export_api_key(env)  # a key from .env reaches the HTTP client through the environment, never the config
         ctx = RunContext.create(cfg, resume=args.resume, overwrite=args.overwrite, run_dir=args.output_dir)
         print(f"run {ctx.run_id}: writing to {ctx.run_dir}" + (" (resuming)" if args.resume else ""))
+        if env.sources:  # names and origins only: the key's value is never printed
+            print("endpoint settings: " + ", ".join(env.sources))
         run(cfg, ctx)
         return 0
     except (ConfigError, RunExists, ModelNotFoundError, FileNotFoundError) as e:

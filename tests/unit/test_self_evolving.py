@@ -567,3 +567,141 @@ def test_judge_verdict_fields_and_a_grammarless_reply_using_rationale():
     bad = json.dumps({"analysis": "hm", "novel": "maybe", "difficulty": "easy", "tags": [], "score_0_10": 5})
     v = TaskJudge(FakeModel([bad]), max_attempts=1).evaluate(task, "Santiago", [], seed=0, sample_id="j")
     assert not v.ok and "novel" in v.error and not v.model_error
+
+
+# --- the seed's command line: underscore flags and .env settings --------------------------------
+def test_underscore_flags_are_aliases_of_the_hyphenated_ones():
+    seed_style = build_parser().parse_args([
+        "--accept_target", "5", "--max_attempts", "20", "--min_score", "6", "--ema_alpha", "0.3",
+        "--sim_threshold", "0.6", "--demo_k", "3", "--gen_temp", "0.8", "--ans_temp", "0.1", "--judge_temp", "0.0",
+        "--seed", "4", "--benchmark_path", "b.jsonl", "--runlog_path", "r.jsonl", "--output_dir", "/tmp/x",
+        "--judge_model", "j", "--base_url", "http://h:1/v1", "--no_wandb", "--env_file", ""])
+    hyphen = build_parser().parse_args([
+        "--accept-target", "5", "--max-attempts", "20", "--min-score", "6", "--ema-alpha", "0.3",
+        "--sim-threshold", "0.6", "--demo-k", "3", "--gen-temperature", "0.8", "--ans-temperature", "0.1",
+        "--judge-temperature", "0.0", "--seed", "4", "--benchmark-path", "b.jsonl", "--runlog-path", "r.jsonl",
+        "--output-dir", "/tmp/x", "--judge-model", "j", "--base-url", "http://h:1/v1", "--no-wandb",
+        "--env-file", ""])
+    assert vars(seed_style) == vars(hyphen)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--accept_targets", "5"])
+
+
+def test_dotenv_parser_reads_key_value_lines_only(tmp_path):
+    from ads.generators.evolve.env import parse_dotenv
+
+    p = tmp_path / ".env"
+    p.write_text("# endpoint\n\nBASE_URL=http://127.0.0.1:1234\nexport API_KEY='sk-a b#c'\n"
+                 'MODEL="meta-llama-3.1-8b-instruct"  # served name\nTIMEOUT = 120 # seconds\nOTHER=$(rm -rf /)\n')
+    assert parse_dotenv(p) == {"BASE_URL": "http://127.0.0.1:1234", "API_KEY": "sk-a b#c",
+                               "MODEL": "meta-llama-3.1-8b-instruct", "TIMEOUT": "120", "OTHER": "$(rm -rf /)"}
+    assert parse_dotenv(tmp_path / "missing.env") == {}
+
+
+@pytest.mark.parametrize("line", ["API_KEY sk-secret-value", "API_KEY='sk-secret-value", "=sk-secret-value",
+                                  "API_KEY='sk-secret-value' trailing"])
+def test_a_bad_dotenv_line_is_named_by_number_without_its_text(tmp_path, line):
+    from ads.generators.evolve.env import parse_dotenv
+
+    p = tmp_path / ".env"
+    p.write_text(f"BASE_URL=http://h:1\n{line}\n")
+    with pytest.raises(ConfigError, match=r"\.env:2: expected KEY=VALUE") as e:
+        parse_dotenv(p)
+    assert "secret" not in str(e.value)
+
+
+def test_dotenv_settings_map_onto_the_generator_and_the_environment_wins(tmp_path):
+    from ads.generators.evolve.env import endpoint_settings, export_api_key
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("BASE_URL=http://127.0.0.1:1234\nAPI_KEY=sk-from-file\nMODEL=file-model\nTIMEOUT=120\n")
+    s, _ = endpoint_settings(env_file, environ={"MODEL": "env-model"})
+    assert (s.base_url, s.model, s.timeout_s, s.api_key) == ("http://127.0.0.1:1234", "env-model", 120.0,
+                                                              "sk-from-file")
+    assert "sk-from-file" not in repr(s) and "MODEL from the environment" in s.sources
+    args = build_parser().parse_args(["--env-file", str(env_file), "--set", "answerer={name: other}"])
+    cfg = config_from_args(args, s)
+    g = cfg.generator
+    assert (g.name, g.base_url, g.timeout_s, g.api_key_env) == ("env-model", "http://127.0.0.1:1234", 120.0,
+                                                                 "API_KEY")
+    assert cfg.judge is None and cfg.answerer.name == "other"  # --set still wins over .env
+    assert "sk-from-file" not in json.dumps(cfg.model_dump(mode="json"))
+    # flags win over .env
+    cfg = config_from_args(build_parser().parse_args(["--model", "flag-model", "--base-url", "http://h:9/v1"]), s)
+    assert (cfg.generator.name, cfg.generator.base_url) == ("flag-model", "http://h:9/v1")
+    environ: dict[str, str] = {}
+    export_api_key(s, environ)
+    assert environ == {"API_KEY": "sk-from-file"}
+    already = {"API_KEY": "already"}
+    export_api_key(s, already)  # a key already in the environment is not replaced
+    assert already == {"API_KEY": "already"}
+    with pytest.raises(ConfigError, match="TIMEOUT .* positive number"):
+        endpoint_settings(None, environ={"TIMEOUT": "soon"})
+    none, _ = endpoint_settings(tmp_path / "absent.env", environ={})
+    assert not none.any and config_from_args(build_parser().parse_args([]), none) == \
+        load_config(SelfEvolvingConfig, ROOT / "configs" / "self_evolving.yaml")
+
+
+def seed_command_from_docs() -> list[str]:
+    import shlex
+
+    doc = (ROOT / "docs" / "self_evolving.md").read_text()
+    block = doc.split("<!-- seed-command -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    argv = shlex.split(block.strip())
+    assert argv[:3] == [".venv/bin/python", "main.py", "evolve"]
+    return argv[2:]
+
+
+def test_the_seeds_command_runs_as_written_against_a_dotenv_endpoint(tmp_path, monkeypatch, capsys):
+    """The seed's example command from docs/self_evolving.md, endpoint and key from a .env file, run
+    against the fake OpenAI-compatible server; two trailing flags shrink it (argparse: last wins)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_http import FakeServer, ok
+
+    from ads.cli import main as cli
+
+    secret = "sk-test-4f1d9c2e7b"
+    counter = {"n": 0}
+
+    def respond(req):
+        body = req["json"] or {}
+        fmt = json.dumps(body.get("response_format") or {})
+        prompt = body["messages"][-1]["content"]
+        if "score_0_10" in fmt:
+            return ok(json.dumps({"analysis": "clear", "novel": True, "difficulty": "medium", "tags": ["t"],
+                                  "score_0_10": 9}))
+        if "user_input" in fmt:
+            counter["n"] += 1
+            n = counter["n"]
+            cat = re.search(r'category "([^"]+)"', prompt).group(1)
+            return ok(task_json(n, cat, marker="fine"))
+        return ok("tok1 tok2")
+
+    server = FakeServer()
+    server.responder = respond
+    try:
+        for k in ("BASE_URL", "MODEL", "TIMEOUT"):
+            monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv("API_KEY", "")  # restored at teardown; the run exports the file's key into it
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / ".env").write_text(f"BASE_URL=http://127.0.0.1:{server.port}\nAPI_KEY={secret}\n"
+                                       "MODEL=served-model\nTIMEOUT=20\n")
+        argv = seed_command_from_docs()
+        assert "--accept_target" in argv and "--sim_threshold" in argv
+        code = cli([*argv, "--accept_target", "2", "--max_attempts", "4", "--no_wandb", "--cache_path",
+                    str(tmp_path / "c.sqlite"), "--set", "seeds.per_category=1"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+    finally:
+        server.stop()
+    bench = JsonlStore(tmp_path / "data" / "benchmark.jsonl").read()
+    log = JsonlStore(tmp_path / "data" / "run_logs.jsonl").read()
+    assert len(bench) == 2 and sum(e.get("outcome") == "accepted" for e in log) == 2
+    assert {r["json"]["model"] for r in server.requests} == {"served-model"}
+    assert all(r["headers"].get("authorization") == f"Bearer {secret}" for r in server.requests)
+    (run_dir,) = (tmp_path / "results").iterdir()
+    cfg = (run_dir / "config.yaml").read_text()
+    assert "api_key_env: API_KEY" in cfg and "min_score: 6.5" in cfg and "sim_threshold: 0.7" in cfg
+    assert "BASE_URL from .env" in out.out and "API_KEY from .env" in out.out
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".env" and secret.encode() in p.read_bytes()]
+    assert not leaked and secret not in out.out + out.err
