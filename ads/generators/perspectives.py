@@ -113,8 +113,17 @@ def build_engine(cfg: PerspectivesConfig, ctx: RunContext, perspectives: list[Pe
     engine = Engine(model=gen, task_description=cfg.task_description, perspectives=perspectives,
                     max_tokens=cfg.generator.max_tokens, temperature=cfg.generator.temperature, seed=cfg.seed,
                     retry=cfg.retry, quality=cfg.quality, suite=suite, judge=judge, output=cfg.output_format,
-                    sleep=sleep)
+                    sleep=sleep, client_retries=has_client_retries(gen))
     return engine, provider, provider_how
+
+
+def has_client_retries(model: Any) -> bool:
+    """Does the backend retry transient failures itself? The OpenAI-compatible client does (its
+    `max_retries`, with backoff and Retry-After); retrying its final ModelError again here
+    multiplied the attempts (3 x 5 = 15 HTTP requests per call), so then the client is the only layer."""
+    from ads.generators.persp.engine import _find_attr
+
+    return _find_attr(model, "max_retries") is not None or _find_attr(model, "members") is not None
 
 
 def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None, judge_model: Model | None = None,

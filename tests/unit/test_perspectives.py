@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from pathlib import Path
@@ -473,3 +474,55 @@ def test_output_dir_gets_the_seed_file_name(tmp_path):
     copy = Path(summary["copy"])
     assert copy.parent == tmp_path / "agents" and copy.name.startswith("summarization_smollm2-135m_")
     assert json.loads(copy.read_text())["tasks"] == load_dataset(summary)["tasks"]
+
+
+# --- HTTP backends: real concurrency, one retry layer (the client's) ------------------------------
+def http_config(tmp_path: Path, url: str, **model) -> dict:
+    data = base_config(tmp_path)
+    data["model_config"] = {"model_name": "served", "base_url": url, "api_key_env": "PERSP_TEST_KEY",
+                            "max_tokens": 40, "temperature": 0.7, "timeout_s": 10, **model}
+    return data
+
+
+def test_http_units_are_in_flight_concurrently_up_to_max_concurrency(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_http import FakeServer, Reply, ok
+
+    monkeypatch.setenv("PERSP_TEST_KEY", "k")
+    server = FakeServer()
+    server.responder = lambda req: Reply(body=ok(f"A summary sentence for request {len(server.requests)}.").body,
+                                         delay_s=0.3)
+    try:
+        cfg = P.load_perspectives_config(http_config(tmp_path, server.base_url, max_concurrency=3))
+        summary = P.run(cfg, RunContext.create(cfg), progress=False)
+    finally:
+        server.stop()
+    assert summary["failed_units"] == [] and summary["quality"]["totals"]["ok"] == 6
+    assert server.max_in_flight == 3  # bounded by the endpoint's max_concurrency, and reached
+
+
+def test_a_failing_http_call_is_retried_by_the_client_only(tmp_path, monkeypatch):
+    """The first 3 requests fail with a retryable 503, later ones succeed. The client makes 1 +
+    max_retries = 3 attempts for the first unit, which then fails (left for --resume); perspectives
+    adds no retries on top (it used to: its own retry would have sent a 4th request for that unit
+    and it would have passed). The second unit takes one request: 4 requests in all."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_http import FakeServer, Reply, ok
+
+    monkeypatch.setenv("PERSP_TEST_KEY", "k")
+    server = FakeServer(default=ok("This short summary of the article covers its main point clearly and briefly."))
+    server.script = [Reply(status=503, body={"error": "busy"}, headers={"Retry-After": "0"}) for _ in range(3)]
+    data = http_config(tmp_path, server.base_url, max_retries=2, max_concurrency=1)
+    data["agent_perspectives"] = data["agent_perspectives"][:1]
+    data["add_references"] = False
+    data["data_config"]["sample_size"] = 2
+    try:
+        cfg = P.load_perspectives_config(data)
+        assert cfg.retry.max_attempts == 3  # the harness's retry config stays, for local backends only
+        summary = P.run(cfg, RunContext.create(cfg), progress=False)
+    finally:
+        server.stop()
+    assert server.count == 4
+    assert len(summary["failed_units"]) == 1 and "after the client's own retries" in \
+        summary["failed_units"][0]["error"]
+    assert summary["quality"]["totals"]["ok"] == 1

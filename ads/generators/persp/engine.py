@@ -209,11 +209,14 @@ class Engine:
     _rng: random.Random = field(default_factory=lambda: random.Random(0))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     backoff_sleeps: list[float] = field(default_factory=list)
+    # the backend retries transient failures itself (HTTP client): one attempt here, one retry layer
+    client_retries: bool = False
 
     def call(self, messages: list[Message], usage: Usage, *, sample_id: str, temperature: float,
              json_schema: dict[str, Any] | None = None) -> Completion:
         last: Exception | None = None
-        for attempt in range(self.retry.max_attempts):
+        attempts = 1 if self.client_retries else self.retry.max_attempts
+        for attempt in range(attempts):
             try:
                 out = self.model.generate(messages, max_tokens=self.max_tokens, temperature=temperature,
                                           seed=self.seed, sample_id=sample_id, json_schema=json_schema)
@@ -224,12 +227,13 @@ class Engine:
             except ModelError as e:
                 usage.model_errors += 1
                 last = e
-                if attempt + 1 < self.retry.max_attempts:
+                if attempt + 1 < attempts:
                     with self._lock:
                         delay = backoff_delay(attempt, self.retry, self._rng)
                         self.backoff_sleeps.append(delay)
                     self.sleep(delay)
-        raise UnitFailed(f"model call failed {self.retry.max_attempts} times; last error: {last}")
+        layer = " (after the client's own retries)" if self.client_retries else ""
+        raise UnitFailed(f"model call failed {attempts} time(s){layer}; last error: {last}")
 
     def _parse(self, text: str, finish_reason: str | None = None) -> tuple[Any, str | None, bool]:
         """(value, rejection reason or None, trimmed?) for one completion."""
