@@ -53,7 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     kind = data.get("kind", "perspectives" if "agent_perspectives" in data else "ads")
     if not isinstance(kind, str):
         raise ConfigError(f"{path}: key 'kind' must be a string")
-    cfg_cls, run_fn = _resolve_kind(kind)
+    try:
+        cfg_cls, run_fn = _resolve_kind(kind)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     cfg = load_config(cfg_cls, path, args.set)
     ctx = RunContext.create(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"run {ctx.run_id}: writing to {ctx.run_dir}" + (" (resuming)" if args.resume else ""))

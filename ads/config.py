@@ -7,6 +7,7 @@ validated by the same models, so they keep their types.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -102,6 +103,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        if not loc.isprintable():  # a key with a control character must not break the one-line message
+            loc = loc.encode("unicode_escape").decode("ascii")
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see configs/ for the accepted keys)"
@@ -113,10 +116,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {raw[e.start]:#04x}); save the file as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -126,7 +137,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
     """Apply `a.b.c=value` strings; values are YAML scalars/flow collections (safe-loaded)."""
-    data = json.loads(json.dumps(data))  # deep copy
+    data = copy.deepcopy(data)  # not a JSON round trip: YAML dates/timestamps are not JSON serialisable
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. --set ads.iterations=3")
@@ -178,7 +189,7 @@ def _hash_compatible(node: Any) -> Any:
 def config_hash(cfg: BaseModel) -> str:
     data = _hash_compatible(cfg.model_dump(mode="json"))
     data.pop("executor", None)  # where items run does not change what they produce
-    # ADS LoRA options (ads/generators/ads_lora.py) left off change nothing: the run id stays what it was
+    # ADS LoRA options (ads/active_search/lora.py) left off change nothing: the run id stays what it was
     loop = data.get("loop") if isinstance(data.get("loop"), dict) else {}
     if loop.get("optimizer_update") == "exemplars":
         loop.pop("optimizer_update")
