@@ -20,7 +20,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 
 # kind -> "module:ConfigClass:run_function". Imported lazily so `main.py --help` stays instant.
 KINDS: dict[str, str] = {
-    "ads": "ads.generators.ads_runner:ADSConfig:run",
+    "ads": "ads.active_search.outputs:ADSConfig:run",
     "bandit": "ads.generators.bandit_recipes:BanditConfig:run",
     "self_evolving": "ads.generators.self_evolving:SelfEvolvingConfig:run",
     "perspectives": "ads.generators.perspectives:PerspectivesConfig:run",

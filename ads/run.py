@@ -127,7 +127,7 @@ class RunContext:
     def model(self, role: str, mcfg: ModelConfig) -> Model:
         """The model for a role, loaded once, cached and charged to the ledger under that role."""
         if role not in self._wrapped:
-            base = self.pool.get(mcfg)
+            base = self.pool.get(mcfg, role)
             self._wrapped[role] = self.wrap(base, role)
         return self._wrapped[role]
 

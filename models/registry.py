@@ -3,8 +3,11 @@
 Names come from two places: the short names of the assets setup.sh installs
 (`smollm2-135m`, `qwen2.5-coder-0.5b-instruct`), and, for every GGUF in the models folder,
 a slug of the `general.name` in its metadata (so the Qwen file also answers to
-`qwen2.5-coder-0.5b-instruct-awq`, the name its GGUF gives). One loaded instance is shared
-by every role that asks for the same model, since a second copy would only cost memory.
+`qwen2.5-coder-0.5b-instruct-awq`, the name its GGUF gives). A llama.cpp model gets one
+instance per role: llama.cpp reuses the state of the prompt prefix a call shares with the
+previous call on the same instance, and each role's prompts share a long prefix with that
+role's previous prompt (its system text, the API menu, a task's reference block), not with
+the other role's. Other backends share one instance between roles.
 """
 from __future__ import annotations
 
@@ -105,16 +108,18 @@ def load(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Model:
 
 
 class ModelPool:
-    """Loads each distinct model once and hands the same instance to every role using it."""
+    """Loads each distinct model once (a llama.cpp model once per role) and hands it out."""
 
     def __init__(self, models_dir: str | Path = "cache/models"):
         self.models_dir = models_dir
         self._models: dict[str, Model] = {}
         self._lock = threading.Lock()
 
-    def get(self, cfg: ModelConfig) -> Model:
+    def get(self, cfg: ModelConfig, role: str | None = None) -> Model:
         r = resolve(cfg, self.models_dir)
-        key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url, cfg.base_urls, cfg.reuse_prefix])
+        per_role = role if r.backend == "llamacpp" else None
+        key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url, cfg.base_urls, cfg.reuse_prefix,
+                          per_role])
         with self._lock:
             if key not in self._models:
                 self._models[key] = load(cfg, self.models_dir)

@@ -42,6 +42,24 @@ class Trajectory:
         return json.dumps({"calls": [c.to_dict() for c in self.calls]}, ensure_ascii=False)
 
 
+MAX_ENUM = 64
+
+
+def integer_schema(minimum: float | None, maximum: float | None) -> dict[str, Any]:
+    """An integer argument's bounds as the grammar can enforce them. llama-cpp-python's schema
+    converter ignores `minimum`/`maximum` (a SmolLM2 optimizer wrote top_k 10000), so a small
+    range is spelled out as an `enum`, which every backend's constrained decoding honours; the
+    bounds are kept too for backends and validators that read them."""
+    p: dict[str, Any] = {"type": "integer"}
+    if minimum is not None:
+        p["minimum"] = int(minimum)
+    if maximum is not None:
+        p["maximum"] = int(maximum)
+    if minimum is not None and maximum is not None and 0 <= maximum - minimum < MAX_ENUM:
+        p["enum"] = list(range(int(minimum), int(maximum) + 1))
+    return p
+
+
 def trajectory_schema(registry: ApiRegistry, max_calls: int, max_arg_chars: int = 160) -> dict[str, Any]:
     branches = []
     for name in registry.names():
@@ -53,12 +71,7 @@ def trajectory_schema(registry: ApiRegistry, max_calls: int, max_arg_chars: int 
                 props[arg] = {"type": "string", "minLength": 1, "maxLength": min(spec.max_length or max_arg_chars,
                                                                                    max_arg_chars)}
             elif spec.type == "integer":
-                p: dict[str, Any] = {"type": "integer"}
-                if spec.minimum is not None:
-                    p["minimum"] = int(spec.minimum)
-                if spec.maximum is not None:
-                    p["maximum"] = int(spec.maximum)
-                props[arg] = p
+                props[arg] = integer_schema(spec.minimum, spec.maximum)
             else:
                 props[arg] = {"type": spec.type}
             if spec.required:

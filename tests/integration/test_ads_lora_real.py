@@ -1,9 +1,9 @@
 """The ADS LoRA options on the real SmolLM2 and real Wikipedia tasks (one tiny iteration each).
 
-`policy_update: lora`: the policy (SmolLM2, llama.cpp before training) answers real wiki_name
-tasks with BM25 passages; after iteration 1 a LoRA is trained on (passages + task -> gold) with
-peft on the dequantized GGUF, saved, and the held-out evaluation runs on the transformers
-backend with that adapter. The optimizer here is scripted to always search with the task's
+`policy_update: lora`: the policy (SmolLM2, llama.cpp before training) answers questions about
+real Wikipedia articles with BM25 passages; after iteration 1 a LoRA is trained on the acquired
+passages (as text to recall, never gold answers) with peft on the dequantized GGUF, saved, and
+the held-out evaluation runs on the transformers backend with that adapter. The optimizer here is scripted to always search with the task's
 text, so the policy always has acquired data to train on (what the real optimizer writes is
 covered by test_ads_real.py; whether it fetches anything is not what this test is about).
 
@@ -22,11 +22,11 @@ import math
 
 from ads.config import CacheConfig, ModelConfig, TrackingConfig
 from ads.downstream.train import TrainConfig
-from ads.generators.active_search import ADSConfig, LoopConfig
-from ads.generators.ads_lora import LoraUpdateConfig, adapter_complete
-from ads.generators.ads_runner import run
+from ads.active_search.instruction_sets import TasksConfig
+from ads.active_search.loop import ADSConfig, LoopConfig
+from ads.active_search.lora import LoraUpdateConfig, adapter_complete
+from ads.active_search.outputs import run
 from ads.run import RunContext
-from ads.tasks import TasksConfig
 from apis.factory import ApisConfig
 from models.fake import FakeModel
 from models.hf import adapter_fingerprint
@@ -42,11 +42,12 @@ def _config(tmp_path, **loop):
     small = ModelConfig(name="smollm2-135m", n_ctx=2048, n_threads=2)
     return ADSConfig(
         name="ci-ads-lora", seed=0, policy=small, optimizer=small,
-        tasks=TasksConfig(families={"wiki_name": 2}, test_families={"wiki_name": 1}),
+        tasks=TasksConfig(families={"wiki": 2}, test_families={"wiki": 1}, instructions_per_task=3,
+                          train_instructions=2),
         apis=ApisConfig.model_validate({"retrieval": {"top_k": 1, "passage_chars": 300},
                                         "demonstrations": {"k": 1}}),
         loop=LoopConfig(iterations=1, trajectories_per_task=1, max_calls=1, optimizer_max_tokens=64,
-                        context_chars=400, answer_max_tokens=12, evaluate_before_training=False,
+                        context_chars=400, answer_max_tokens=12,
                         accept_threshold=-1.0, null_plan_candidate=False, **loop),
         lora_update=LoraUpdateConfig(train=TrainConfig(max_steps=3, batch_size=2, max_len=1024, lr=1e-3,
                                                        num_threads=2)),
@@ -82,7 +83,8 @@ def test_policy_lora_update_trains_saves_and_serves_the_adapter(tmp_path, smollm
     run(cfg, ctx, optimizer_model=FakeModel(lambda m, kw: SEARCH_TASK, "scripted-search"))
     d = tmp_path / "run"
     stats = json.loads((d / "training_metrics.json").read_text())[0]["policy_lora"]
-    assert stats["examples"] == 2 and stats["data"]["used"] == 2  # one accepted search per training task
+    rows = _jsonl(d / "training_data.jsonl")  # one passage per trained task (top_k 1): the training set
+    assert stats["examples"] == len(rows) == 2 and stats["data"]["used"] == 2
     model_id = _check_adapter(d, "policy", stats)
     ev = json.loads((d / "evaluation_results.json").read_text())
     assert ev["final"]["models"]["policy"] == model_id
@@ -105,4 +107,4 @@ def test_optimizer_lora_update_trains_on_accepted_plans(tmp_path, smollm_path):
     model_id = _check_adapter(d, "optimizer", stats)
     ev = json.loads((d / "evaluation_results.json").read_text())
     assert ev["final"]["models"]["optimizer"] == model_id
-    assert ev["final"]["methods"]["learned"]["n"] == 1  # a plan or a counted parse failure, never a crash
+    assert ev["final"]["methods"]["learned"]["n_tasks"] == 3  # a plan or a counted parse failure, never a crash

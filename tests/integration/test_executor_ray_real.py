@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from ads.config import CacheConfig, ExecutorConfig, ModelConfig, TrackingConfig
-from ads.generators.active_search import ADSConfig, LoopConfig
-from ads.generators.ads_runner import run
+from ads.active_search.instruction_sets import TasksConfig
+from ads.active_search.loop import ADSConfig, LoopConfig
+from ads.active_search.outputs import run
 from ads.run import RunContext
-from ads.tasks import TasksConfig
 from apis.factory import ApisConfig
 
 
@@ -30,8 +30,8 @@ def _records(path):
 
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_RUN = ("import sys; from pathlib import Path; from ads.generators.active_search import ADSConfig; "
-             "from ads.generators.ads_runner import run; from ads.run import RunContext; "
+LOCAL_RUN = ("import sys; from pathlib import Path; from ads.active_search.loop import ADSConfig; "
+             "from ads.active_search.outputs import run; from ads.run import RunContext; "
              "cfg = ADSConfig.model_validate_json(Path(sys.argv[1]).read_text()); "
              "run(cfg, RunContext.create(cfg, run_dir=sys.argv[2]))")
 
@@ -39,7 +39,8 @@ LOCAL_RUN = ("import sys; from pathlib import Path; from ads.generators.active_s
 def _config(kind: str, model: ModelConfig, tokens: dict) -> ADSConfig:
     return ADSConfig(
         name="ci-exec", seed=0, policy=model, optimizer=model,
-        tasks=TasksConfig(families={"wiki_name": 2}, test_families={"wiki_name": 1}),
+        tasks=TasksConfig(families={"wiki": 2}, test_families={"wiki": 1}, instructions_per_task=3,
+                          train_instructions=2),
         apis=ApisConfig.model_validate({"retrieval": {"top_k": tokens["top_k"],
                                                       "passage_chars": tokens["passage_chars"]},
                                         "demonstrations": {"k": 1},
@@ -47,14 +48,14 @@ def _config(kind: str, model: ModelConfig, tokens: dict) -> ADSConfig:
         loop=LoopConfig(iterations=1, trajectories_per_task=1, max_calls=1,
                         optimizer_max_tokens=tokens["optimizer_max_tokens"],
                         answer_max_tokens=tokens["answer_max_tokens"], reasoning_max_tokens=16,
-                        context_chars=tokens["context_chars"], evaluate_before_training=False, task_batch=2),
+                        context_chars=tokens["context_chars"], task_batch=2),
         cache=CacheConfig(enabled=False), tracking=TrackingConfig(wandb=False),
         executor=ExecutorConfig(kind=kind, workers=2),
     )
 
 
 def _outputs(d: Path) -> dict:
-    out = {name: _records(d / f"{name}.jsonl") for name in ("trajectories", "eval", "acquired_data")}
+    out = {name: _records(d / f"{name}.jsonl") for name in ("trajectories", "eval", "training_data")}
     out["ledger"] = [{k: v for k, v in r.items() if k not in ("ts", "wall_s")} for r in _records(d / "ledger.jsonl")]
     return out
 

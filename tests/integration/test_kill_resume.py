@@ -24,10 +24,11 @@ TOOL_USE = ["configs/tool_use.yaml", "--set", "n=2", "--set", "mode=sequential",
 
 SPECS = {
     "ads": GeneratorSpec(
-        "ads", ["configs/default.yaml", "--set", "tasks.families={wiki_name: 1, gsm8k: 1}",
-                "--set", "tasks.test_families={wiki_name: 1, gsm8k: 1}", "--set", "loop.iterations=1",
+        "ads", ["configs/default.yaml", "--set", "tasks.families={wiki: 1, gsm8k: 1}",
+                "--set", "tasks.test_families={wiki: 1, gsm8k: 1}", "--set", "tasks.instructions_per_task=3",
+                "--set", "tasks.train_instructions=2", "--set", "loop.iterations=1",
                 "--set", "loop.reasoning_max_tokens=64", "--set", "apis.retrieval.top_k=2"],
-        records=["trajectories.jsonl", "acquired_data.jsonl", "eval.jsonl"],
+        records=["trajectories.jsonl", "training_data.jsonl", "eval.jsonl"],
         files=["evaluation_results.json", "training_metrics.json"], volatile={"total_tokens"}, ci_kills=2),
     # prose arms at three temperatures, epsilon-greedy router, novelty validator (stateful)
     "bandit": GeneratorSpec(

@@ -1,4 +1,11 @@
-"""The ADS loop's control flow, specified on scripted models and a tiny API registry."""
+"""The ADS loop, specified on scripted models and a tiny API registry.
+
+Each task is an instruction set about one fact key; retrieval with the key returns the answer.
+The scripted optimizer only knows two things by itself: in training, sample 0 retrieves with
+`{task}` and sample 1 wastes money; at evaluation it fetches nothing unless its prompt shows an
+accepted plan (the exemplar memory), which it copies. So new tasks are solved only through the
+memory, and trained tasks' held-out instructions only through the aggregated dataset.
+"""
 from __future__ import annotations
 
 import json
@@ -6,27 +13,32 @@ import re
 
 import pytest
 
-from ads.generators.active_search import ADSConfig, ActiveDataSearch
-from ads.generators.ads_runner import run
+from ads.active_search.instruction_sets import Instruction, Task
+from ads.downstream.evalset import is_heldout
+from ads.active_search.loop import ADSConfig, ActiveDataSearch
+from ads.active_search.outputs import run
+from ads.active_search.planning import ExemplarMemory, random_plan
 from ads.generators.trajectory import parse_trajectory, trajectory_schema
 from ads.run import RunContext
 from ads.store import JsonlStore
-from ads.tasks import Task
 from apis.base import ApiRegistry, ArgSpec, Observation
 from models.fake import FakeModel
 
-FACTS = {"Alpha": "kw-alpha", "Beta": "kw-beta", "Gamma": "kw-gamma", "Delta": "kw-delta",
-         "Eps": "kw-eps", "Zeta": "kw-zeta"}
+KEYS = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]
+# article ids outside the downstream evaluation pool (the export leaves those out)
+SRC = {k: next(f"doc-{k}{n}" for n in range(100) if not is_heldout(f"doc-{k}{n}")) for k in KEYS}
 
 
 class Retrieval:
     name, description, cost = "information_retrieval", "search the corpus", 1.0
-    args = {"query": ArgSpec("string", max_length=200)}
+    args = {"query": ArgSpec("string", max_length=400), "top_k": ArgSpec("integer", required=False, minimum=1,
+                                                                         maximum=5, default=2)}
 
-    def __call__(self, query):
-        hits = [t for t, kw in FACTS.items() if kw in query]
-        return Observation(text=" ".join(f"The answer is {t}." for t in hits) or "nothing found",
-                           payload={"hits": hits}, cost=self.cost)
+    def __call__(self, query, top_k=None):
+        hits = [k for k in KEYS if f"kw-{k}" in query]
+        passages = [{"id": SRC[k], "title": k.title(), "text": f"The answer is {k.title()}."} for k in hits]
+        return Observation(text=" ".join(p["text"] for p in passages) or "nothing found",
+                           payload={"query": query, "passages": passages}, cost=self.cost)
 
 
 class Demos:
@@ -34,42 +46,58 @@ class Demos:
     args = {"topic": ArgSpec("string", max_length=200)}
 
     def __call__(self, topic):
-        return Observation(text="Q: something? A: something.", cost=self.cost)
+        return Observation(text="Q: something? A: something.", payload={"pairs": [
+            {"instruction": "something?", "response": "something."}]}, cost=self.cost)
+
+
+def make_task(i: int, key: str) -> Task:
+    ins = [Instruction(id=f"t{i}/{j}", prompt=f"Name the thing.\nKey kw-{key} question {j}", gold=key.title(),
+                       scorer="name", source=f"doc-{key}") for j in range(5)]
+    return Task(id=f"task-{key}", family="wiki", train=ins[:3], held_out=ins[3:],
+                sources={f"doc-{key}": f"GOLD DOCUMENT {key}: the answer is {key.title()}."})
 
 
 def tasks():
-    mk = lambda i, t: Task(id=f"wiki_name-{i}", family="wiki_name", prompt=f"Name the subject. Key {FACTS[t]}",
-                           gold=t, source=str(i))
-    train = [mk(i, t) for i, t in enumerate(["Alpha", "Beta", "Gamma"])]
-    test = [mk(i + 10, t) for i, t in enumerate(["Delta", "Eps", "Zeta"])]
-    return train, test
+    return [make_task(i, k) for i, k in enumerate(KEYS[:3])], [make_task(i + 3, k) for i, k in enumerate(KEYS[3:])]
 
 
 def policy_fn(messages, kw):
-    m = re.search(r"The answer is (\w+)", messages[-1]["content"])
+    m = re.search(r"answer is (\w+)", messages[-1]["content"])
     return m.group(1) if m else "I do not know"
 
 
+PROMPTS: list[str] = []
+
+
 def optimizer_fn(messages, kw):
-    """Sample 0 retrieves with the task's key, sample 1 wastes money; exemplars teach retrieval."""
     prompt = messages[-1]["content"]
-    key = re.findall(r"Key (kw-\w+)", prompt)[-1]
-    retrieve = json.dumps({"calls": [{"name": "information_retrieval", "arguments": {"query": key}}]})
-    if "Plans that worked" in prompt or str(kw["sample_id"]).endswith(":0"):
-        return retrieve
-    if str(kw["sample_id"]).endswith(":1"):
+    PROMPTS.append(prompt)
+    shown = re.findall(r"Plan: (\{.*\})", prompt)
+    if shown:
+        return shown[0]
+    sid = str(kw["sample_id"])
+    if sid.endswith(":s0"):
+        return json.dumps({"calls": [{"name": "information_retrieval", "arguments": {"query": "{task}"}}]})
+    if sid.endswith(":s1"):
         return json.dumps({"calls": [{"name": "demonstration_generation", "arguments": {"topic": "stuff"}}]})
-    return "not json at all"
+    return json.dumps({"calls": []})
 
 
-def make(tmp_path, optimizer=optimizer_fn, **loop):
+def make(tmp_path, optimizer=optimizer_fn, policy=policy_fn, **loop):
     cfg = ADSConfig.model_validate({
         "name": "t", "results_dir": str(tmp_path / "results"), "cache": {"path": str(tmp_path / "c.sqlite")},
         "tracking": {"wandb": False}, "loop": {"iterations": 2, "trajectories_per_task": 2, "lambda_cost": 0.05,
                                                **loop}})
-    return cfg, dict(policy_model=FakeModel(policy_fn, "fake-policy"), optimizer_model=FakeModel(optimizer, "fake-opt"),
-                     api_model=FakeModel(["unused"]), tasks=tasks(),
-                     registry=ApiRegistry([Retrieval(), Demos()]))
+    return cfg, dict(policy_model=FakeModel(policy, "fake-policy"), optimizer_model=FakeModel(optimizer, "fake-opt"),
+                     api_model=FakeModel(["unused"]), tasks=tasks(), registry=ApiRegistry([Retrieval(), Demos()]))
+
+
+def run_once(tmp_path, **loop):
+    cfg, parts = make(tmp_path, **loop)
+    ctx = RunContext.create(cfg)
+    summary = run(cfg, ctx, **parts)
+    ev = json.loads((ctx.run_dir / "evaluation_results.json").read_text())
+    return ctx, summary, ev
 
 
 def full_and_killed(tmp_path, make_fn=None, **loop):
@@ -89,103 +117,160 @@ def keep_lines(path, n, torn=""):
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:n]) + torn)
 
 
-def test_reward_is_gain_minus_cost_and_best_is_accepted(tmp_path):
-    cfg, parts = make(tmp_path)
-    ctx = RunContext.create(cfg)
-    run(cfg, ctx, **parts)
+def test_reward_is_train_score_gain_minus_cost_and_the_best_plan_is_accepted(tmp_path):
+    ctx, _, _ = run_once(tmp_path)
     recs = JsonlStore(ctx.run_dir / "trajectories.jsonl").read()
     it1 = [r for r in recs if r["iteration"] == 1]
     retrieval = [r for r in it1 if r["calls"] and r["calls"][0]["name"] == "information_retrieval"]
     demos = [r for r in it1 if r["calls"] and r["calls"][0]["name"] == "demonstration_generation"]
     assert retrieval and all(r["reward"] == pytest.approx(1 - 0.05 * 1) for r in retrieval)
+    assert all(r["score_before"] == 0 and r["scores_with"] == [1.0, 1.0, 1.0] for r in retrieval)
     assert demos and all(r["reward"] == pytest.approx(-0.05 * 3) and not r["accepted"] for r in demos)
-    for task_id in {r["task_id"] for r in it1}:  # exactly one accepted per task: a best-reward retrieval plan
+    for task_id in {r["task_id"] for r in it1}:  # exactly one accepted per task: the retrieval plan
         accepted = [r for r in it1 if r["task_id"] == task_id and r["accepted"]]
         assert len(accepted) == 1 and accepted[0]["calls"][0]["name"] == "information_retrieval"
-    acquired = JsonlStore(ctx.run_dir / "acquired_data.jsonl").read()
-    assert {a["api"] for a in acquired} == {"information_retrieval"} and len(acquired) == 3 * 2
 
 
-def test_evaluation_compares_learned_with_all_baselines(tmp_path):
-    cfg, parts = make(tmp_path)
-    ctx = RunContext.create(cfg)
-    summary = run(cfg, ctx, **parts)
-    ev = json.loads((ctx.run_dir / "evaluation_results.json").read_text())
-    final = ev["final"]["methods"]
-    assert set(final) == {"no_data", "learned", "random_equal_cost", "always_retrieve"}
-    assert final["learned"]["mean_score"] == 1.0 and final["no_data"]["mean_score"] == 0.0
-    assert final["learned"]["win_rate"] == 1.0 and final["random_equal_cost"]["mean_cost"] <= 1.0
-    assert any("BEATS no_data" in line for line in ev["verdict"])
-    for name in ("training_metrics.json", "trajectories.jsonl", "acquired_data.jsonl", "ledger.jsonl", "state.json",
-                 "reward.png", "cost.png", "win_rate.png", "summary.json", "config.yaml", "run_info.json"):
+def test_the_weakness_signal_shows_train_instructions_answers_and_scores(tmp_path):
+    PROMPTS.clear()
+    run_once(tmp_path, iterations=1)
+    first = PROMPTS[0]
+    assert "Key kw-alpha question 0" in first and "assistant: 'I do not know' (score 0.00)" in first
+
+
+def test_accepted_rows_are_typed_with_provenance_and_aggregated_per_task(tmp_path):
+    ctx, _, ev = run_once(tmp_path)
+    rows = JsonlStore(ctx.run_dir / "training_data.jsonl").read()
+    assert {r["task_id"] for r in rows} == {"task-alpha", "task-beta", "task-gamma"}
+    assert all(r["kind"] == "passage" and r["api"] == "information_retrieval" and r["iteration"] == 1
+               and r["arguments"] == {"query": "{task}"} and r["cost"] == 1.0 and r["source"] == SRC[r["task_id"][5:]]
+               for r in rows)
+    assert len(rows) == len({r["id"] for r in rows}) == 3  # iteration 2 fetched the same passages: no duplicates
+    # iteration 2's accepted plan was the free null plan, yet the trained tasks keep iteration 1's data
+    trained = ev["final"]["comparisons"]["learned vs no_data (trained tasks)"]
+    assert trained["mean_diff"] == 1.0 and trained["n"] == 6
+
+
+def test_new_tasks_are_solved_through_the_exemplar_memory_only(tmp_path):
+    _, _, ev = run_once(tmp_path)
+    assert ev["final"]["methods"]["learned"]["by_split"] == {"new": 1.0, "trained": 1.0}
+    _, _, ev0 = run_once(tmp_path / "no-memory", exemplars=0)
+    assert ev0["final"]["methods"]["learned"]["by_split"]["new"] == 0.0
+
+
+def test_a_memory_that_forgets_fails_the_new_tasks(tmp_path, monkeypatch):
+    monkeypatch.setattr(ExemplarMemory, "nearest", lambda self, *a, **k: [])
+    _, _, ev = run_once(tmp_path)
+    assert ev["final"]["methods"]["learned"]["by_split"]["new"] == 0.0
+
+
+def test_no_held_out_instruction_or_gold_document_reaches_the_optimizer(tmp_path):
+    PROMPTS.clear()
+    ctx, _, _ = run_once(tmp_path)
+    held = [i.prompt for t in tasks()[0] + tasks()[1] for i in t.held_out]
+    gold_docs = [s for t in tasks()[0] + tasks()[1] for s in t.sources.values()]
+    assert PROMPTS and not any(h in p for h in held for p in PROMPTS)
+    assert not any("GOLD DOCUMENT" in p for p in PROMPTS) and all(g.startswith("GOLD DOCUMENT") for g in gold_docs)
+    trajs = JsonlStore(ctx.run_dir / "trajectories.jsonl").read()
+    blob = json.dumps(trajs) + (ctx.run_dir / "training_data.jsonl").read_text()
+    assert not any(h in blob for h in held)
+
+
+def test_evaluation_has_every_method_paired_with_intervals_and_matched_cost(tmp_path):
+    ctx, summary, ev = run_once(tmp_path)
+    m = ev["final"]["methods"]
+    assert set(m) == {"no_data", "learned", "random", "always_retrieve", "oracle"}
+    assert all(s["n_instructions"] == 12 for s in m.values())  # 6 tasks x 2 held-out instructions
+    assert m["no_data"]["mean_score"] == 0.0 and m["learned"]["mean_score"] == 1.0 and m["oracle"]["mean_score"] == 1.0
+    lc, rc = m["learned"]["mean_cost"], m["random"]["mean_cost"]
+    assert lc > 0 and abs(lc - rc) <= 0.1 * lc
+    c = ev["final"]["comparisons"]["learned vs no_data"]
+    assert c["ci95"] == [1.0, 1.0] and c["wins"] == 12 and c["sign_test_p"] < 0.001
+    assert ev["verdict"][0].startswith("learned BEATS no_data")
+    assert set(ev["metrics"]) == {"win_rate", "tie_rate", "loss_rate", "avg_score"}
+    assert ev["total_tasks"] == 6 and ev["completed_tasks"] == 6 and ev["win_rate"] == 1.0
+    assert all("api_cost" in r and r["instructions"] for r in ev["task_results"])
+    for name in ("training_metrics.json", "trajectories.jsonl", "training_data.jsonl", "ledger.jsonl", "state.json",
+                 "reward.png", "cost.png", "accepted.png", "score.png", "summary.json", "config.yaml", "tasks.json"):
         assert (ctx.run_dir / name).exists(), name
-    assert (ctx.run_dir / "acquired_dataset" / "README.md").exists()
     assert summary["ledger"]["run"]["api_calls"] > 0
 
 
+@pytest.mark.parametrize("target", [0.0, 1.0, 2.0, 3.0, 5.0, 7.0])
+def test_random_plans_spend_exactly_the_target_cost(target):
+    import random
+
+    from ads.generators.trajectory import execute
+
+    reg = ApiRegistry([Retrieval(), Demos()])
+    for seed in range(20):
+        traj = execute(random_plan(make_task(0, "alpha"), reg, target, random.Random(seed)), reg)
+        assert traj.cost == target
+
+
 def test_junk_optimizer_output_is_a_recorded_rejection(tmp_path):
-    cfg, parts = make(tmp_path, optimizer=lambda m, kw: "I think you should search {oops", iterations=1)
+    cfg, parts = make(tmp_path / "junk", optimizer=lambda m, kw: "I think you should search {oops", iterations=1)
     ctx = RunContext.create(cfg)
     run(cfg, ctx, **parts)
-    recs = JsonlStore(ctx.run_dir / "trajectories.jsonl").read()
-    sampled = [r for r in recs if not r.get("null_plan")]
+    sampled = [r for r in JsonlStore(ctx.run_dir / "trajectories.jsonl").read() if not r.get("null_plan")]
     assert sampled and all(r["parse_error"] and r["raw"].startswith("I think") and r["reward"] is None for r in sampled)
     metrics = json.loads((ctx.run_dir / "training_metrics.json").read_text())
     assert metrics[0]["parse_failures"] == len(sampled)
 
 
-def test_gain_zero_tasks_learn_the_null_plan(tmp_path):
+def test_tasks_where_data_never_helps_learn_the_empty_plan(tmp_path):
     cfg, parts = make(tmp_path, iterations=1)
-    parts["policy_model"] = FakeModel(["I do not know"], "fake-policy")  # data never helps
+    parts["policy_model"] = FakeModel(["I do not know"], "fake-policy")
     ctx = RunContext.create(cfg)
     run(cfg, ctx, **parts)
     recs = JsonlStore(ctx.run_dir / "trajectories.jsonl").read()
-    assert [r["id"] for r in recs if r["accepted"]] == [f"it1-wiki_name-{i}-null" for i in range(3)]
+    accepted = [r for r in recs if r["accepted"]]
+    assert [r["task_id"] for r in accepted] == [f"task-{k}" for k in KEYS[:3]]
+    assert accepted[0]["null_plan"] and all(r["calls"] == [] for r in accepted)  # later: the memory's empty plan
+    m = json.loads((ctx.run_dir / "training_metrics.json").read_text())[0]
+    assert m["accepted_empty_plans"] == 3 and m["accepted_data_plans"] == 0
 
 
 def test_killed_run_resumes_without_duplicates_and_same_result(tmp_path):
     _, ctx = full_and_killed(tmp_path)
-    # simulate a kill: keep only the first 3 trajectory lines (+ a torn 4th) and no summary
     traj = ctx.run_dir / "trajectories.jsonl"
     keep_lines(traj, 3, torn=traj.read_text().splitlines(keepends=True)[3][:20])
     keep_lines(ctx.run_dir / "eval.jsonl", 5)
     (ctx.run_dir / "summary.json").unlink()
     cfg3, parts3 = make(tmp_path)
-    resumed = RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True)
-    run(cfg3, resumed, **parts3)
-    ids = [r["id"] for r in JsonlStore(traj).read()]
-    assert len(ids) == len(set(ids))
-    a = sorted(json.dumps(r, sort_keys=True) for r in JsonlStore(tmp_path / "full" / "trajectories.jsonl").read())
-    b = sorted(json.dumps(r, sort_keys=True) for r in JsonlStore(traj).read())
-    assert a == b
-    fa = json.loads((tmp_path / "full" / "evaluation_results.json").read_text())["final"]
-    fb = json.loads((tmp_path / "killed" / "evaluation_results.json").read_text())["final"]
+    run(cfg3, RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True), **parts3)
+    for name in ("trajectories.jsonl", "training_data.jsonl"):
+        a = sorted(json.dumps(r, sort_keys=True) for r in JsonlStore(tmp_path / "full" / name).read())
+        b = sorted(json.dumps(r, sort_keys=True) for r in JsonlStore(ctx.run_dir / name).read())
+        assert a == b, name
+    fa, fb = (json.loads((tmp_path / d / "evaluation_results.json").read_text())["final"] for d in ("full", "killed"))
+    for f in (fa, fb):
+        f.pop("models")
+        for m in f["methods"].values():
+            m.pop("mean_tokens")
     assert fa == fb
-    # training metrics are rebuilt from the stored records; only the compute spent may differ
-    ta, tb = ([{k: v for k, v in m.items() if k != "total_tokens"}
-               for m in json.loads((tmp_path / d / "training_metrics.json").read_text())] for d in ("full", "killed"))
-    assert ta == tb
 
 
-@pytest.mark.parametrize("keep", [1, 2, 3, 5])
+@pytest.mark.parametrize("keep", [1, 2, 4])
 def test_an_evaluation_resumed_inside_a_task_writes_the_uninterrupted_records(tmp_path, keep):
-    """A kill between a held-out task's method records (no_data written, the rest not): the resumed
-    run must not charge the no-data call again to the next method's `tokens` (it did once)."""
     _, ctx = full_and_killed(tmp_path, iterations=1)
     ev = ctx.run_dir / "eval.jsonl"
     keep_lines(ev, keep)
     (ctx.run_dir / "summary.json").unlink()
     cfg3, parts3 = make(tmp_path, iterations=1)
     run(cfg3, RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True), **parts3)
-    want = JsonlStore(tmp_path / "full" / "eval.jsonl").read()
-    assert any(r["tokens"] for r in want) and JsonlStore(ev).read() == want
+    want = [{k: v for k, v in r.items() if k != "tokens"} for r in JsonlStore(tmp_path / "full" / "eval.jsonl").read()]
+    got = [{k: v for k, v in r.items() if k != "tokens"} for r in JsonlStore(ev).read()]
+    assert got == want
 
 
-def test_trajectory_schema_and_parser_agree():
+def test_trajectory_schema_carries_argument_bounds_and_agrees_with_the_parser():
     reg = ApiRegistry([Retrieval(), Demos()])
     schema = trajectory_schema(reg, max_calls=2)
     branches = schema["properties"]["calls"]["items"]["anyOf"]
     assert [b["properties"]["name"]["const"] for b in branches] == ["information_retrieval", "demonstration_generation"]
+    args = branches[0]["properties"]["arguments"]["properties"]
+    assert args["top_k"]["enum"] == [1, 2, 3, 4, 5] and args["query"]["maxLength"] == 160
     t = parse_trajectory('{"calls": [{"name": "information_retrieval", "arguments": {"query": "x"}}]}', 2)
     assert t.ok and t.calls[0].arguments == {"query": "x"}
     for junk in ["", "{}", '{"calls": 3}', '{"calls": [{"arguments": {}}]}', '{"calls": [{"name": "a", "arguments": 1}]}',
@@ -193,14 +278,31 @@ def test_trajectory_schema_and_parser_agree():
         assert not parse_trajectory(junk, 2).ok
 
 
-def test_task_placeholder_lets_one_plan_serve_every_task(tmp_path):
-    """A plan that searches with "{task}" is stored as written and filled per task at execution."""
-    generic = json.dumps({"calls": [{"name": "information_retrieval", "arguments": {"query": "{task}"}}]})
-    cfg, parts = make(tmp_path, optimizer=lambda m, kw: generic, iterations=1)
-    ctx = RunContext.create(cfg)
-    ads = ActiveDataSearch(cfg, ctx, **parts)
-    ads.run()
-    rows = list(JsonlStore(ctx.run_dir / "trajectories.jsonl"))
-    accepted = [r for r in rows if r.get("accepted")]
-    assert accepted and all(r["calls"][0]["arguments"]["query"] == "{task}" for r in accepted)
-    assert all(r["gain"] == 1.0 for r in accepted)  # the filled query found each task's own answer
+def test_the_export_is_what_finetune_reads(tmp_path):
+    from ads.downstream.data import DataConfig, load_examples
+
+    ctx, summary, _ = run_once(tmp_path)
+    assert summary["export"]["rows"] == 3
+    examples = load_examples(DataConfig(path=str(ctx.run_dir / "training_dataset")))
+    assert [e.response for e in examples] == ["The answer is Alpha.", "The answer is Beta.", "The answer is Gamma."]
+    per_task = load_examples(DataConfig(path=str(ctx.run_dir / "training_dataset_by_task" / "task-alpha.jsonl")))
+    assert len(per_task) == 1 and per_task[0].prompt == "Tell me about Alpha."
+
+
+def test_active_data_search_needs_a_judge_for_unreferenced_instructions(tmp_path):
+    from ads.config import ConfigError
+
+    cfg, parts = make(tmp_path)
+    t = make_task(0, "alpha")
+    t.held_out[0].gold, t.held_out[0].scorer = None, "judge"
+    parts["tasks"] = ([t], [])
+    with pytest.raises(ConfigError, match="judge"):
+        ActiveDataSearch(cfg, RunContext.create(cfg), **parts)
+
+
+def test_the_grammar_llama_cpp_compiles_from_the_schema_allows_only_in_range_integers():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar = json_schema_to_gbnf(json.dumps(trajectory_schema(ApiRegistry([Retrieval()]), max_calls=1)))
+    rule = next(line for line in grammar.splitlines() if "top-k" in line and "::=" in line and '"1"' in line)
+    assert [f'"{n}"' in rule for n in range(1, 7)] == [True] * 5 + [False]

@@ -1,9 +1,10 @@
-"""The LoRA options of the ADS loop (ads/generators/ads_lora.py): control flow on scripted models.
+"""The LoRA options of the ADS loop (ads/active_search/lora.py): control flow on scripted models.
 
 Training and serving are replaced by scripted stand-ins (a trainer that writes adapter files,
 a server that returns a FakeModel whose id carries the adapter's fingerprint), so these tests
-specify what is trained on, where it is saved, which model serves afterwards, resume and the
-config errors. The real training is tests/integration/test_ads_lora_real.py.
+specify what is trained on (the acquired rows, never gold answers), where it is saved, which
+model serves afterwards, resume and the config errors. The real training is
+tests/integration/test_ads_lora_real.py. Tasks, APIs and the optimizer are test_ads_loop's.
 """
 from __future__ import annotations
 
@@ -12,54 +13,25 @@ import re
 
 import pytest
 
+import test_ads_loop as fakes  # scripted tasks, APIs, policy and optimizer (tests/unit on sys.path)
+from ads.active_search import lora as ads_lora
+from ads.active_search.loop import ADSConfig
+from ads.active_search.outputs import run
+from ads.active_search.policy import POLICY_SYSTEM
 from ads.config import ConfigError, config_hash, load_config, validate
-from ads.generators import ads_lora
-from ads.generators.active_search import POLICY_SYSTEM, ADSConfig
-from ads.generators.ads_runner import run
 from ads.run import RunContext
 from ads.store import JsonlStore
-from ads.tasks import Task
-from apis.base import ApiRegistry, ArgSpec, Observation
+from apis.base import ApiRegistry
 from models.fake import FakeModel
 from models.hf import adapter_fingerprint
 
-FACTS = {"Alpha": "kw-alpha", "Beta": "kw-beta", "Gamma": "kw-gamma", "Delta": "kw-delta",
-         "Eps": "kw-eps", "Zeta": "kw-zeta"}
-KEY_TO_NAME = {v: k for k, v in FACTS.items()}
-
-
-class Retrieval:
-    name, description, cost = "information_retrieval", "search the corpus", 1.0
-    args = {"query": ArgSpec("string", max_length=200)}
-
-    def __call__(self, query):
-        hits = [t for t, kw in FACTS.items() if kw in query]
-        return Observation(text=" ".join(f"The answer is {t}." for t in hits) or "nothing found", cost=self.cost)
-
-
-def tasks():
-    mk = lambda i, t: Task(id=f"wiki_name-{i}", family="wiki_name", prompt=f"Name the subject. Key {FACTS[t]}",
-                           gold=t, source=str(i))
-    return [mk(i, t) for i, t in enumerate(["Alpha", "Beta", "Gamma"])], \
-        [mk(i + 10, t) for i, t in enumerate(["Delta", "Eps", "Zeta"])]
-
-
-def reads_context(messages, kw):  # the base policy: right only with the answer in its context
-    m = re.search(r"The answer is (\w+)", messages[-1]["content"])
-    return m.group(1) if m else "I do not know"
-
 
 def knows_closed_book(messages, kw):  # what the tuned policy is scripted to do: answer without data
-    return KEY_TO_NAME[re.findall(r"Key (kw-\w+)", messages[-1]["content"])[-1]]
-
-
-def retrieve_key(messages, kw):
-    key = re.findall(r"Key (kw-\w+)", messages[-1]["content"])[-1]
-    return json.dumps({"calls": [{"name": "information_retrieval", "arguments": {"query": key}}]})
+    return re.findall(r"Key kw-(\w+)", messages[-1]["content"])[-1].title()
 
 
 class Scripted:
-    """Stand-ins for ads_lora.train_adapter / serve_adapter; they record what they were given."""
+    """Stand-ins for lora.train_adapter / serve_adapter; they record what they were given."""
 
     def __init__(self, tuned=knows_closed_book):
         self.trained: list[tuple[str, int, list]] = []
@@ -80,93 +52,105 @@ class Scripted:
         return FakeModel(self.tuned, f"base+lora:{adapter_fingerprint(adapter)}")
 
 
-def make(tmp_path, monkeypatch, scripted, optimizer=retrieve_key, **loop):
+def make(tmp_path, monkeypatch, scripted, optimizer=fakes.optimizer_fn, **loop):
     base = tmp_path / "base-model"  # a local "HF folder": what the transformers backend would load
     base.mkdir(exist_ok=True)
     (base / "config.json").write_text("{}")
     cfg = ADSConfig.model_validate({
         "name": "t", "results_dir": str(tmp_path / "results"), "cache": {"path": str(tmp_path / "c.sqlite")},
         "tracking": {"wandb": False}, "policy": {"name": str(base)}, "optimizer": {"name": str(base)},
-        "loop": {"iterations": 2, "trajectories_per_task": 1, "lambda_cost": 0.05, "policy_update": "lora", **loop}})
+        "loop": {"iterations": 2, "trajectories_per_task": 1, "lambda_cost": 0.05, "policy_update": "lora",
+                 "evaluate": "every_iteration", "evaluate_before_training": True, **loop}})
     monkeypatch.setattr(ads_lora, "train_adapter", scripted.trainer)
     monkeypatch.setattr(ads_lora, "serve_adapter", scripted.server)
-    return cfg, dict(policy_model=FakeModel(reads_context, "fake-policy"),
+    return cfg, dict(policy_model=FakeModel(fakes.policy_fn, "fake-policy"),
                      optimizer_model=FakeModel(optimizer, "fake-opt"), api_model=FakeModel(["unused"]),
-                     tasks=tasks(), registry=ApiRegistry([Retrieval()]))
+                     tasks=fakes.tasks(), registry=ApiRegistry([fakes.Retrieval()]))
 
 
-def test_policy_is_tuned_on_acquired_context_to_gold_and_serves_the_evaluation(tmp_path, monkeypatch):
+def test_policy_is_tuned_on_the_acquired_rows_never_on_gold_and_serves_the_evaluation(tmp_path, monkeypatch):
     s = Scripted()
     cfg, parts = make(tmp_path, monkeypatch, s)
     ctx = RunContext.create(cfg)
     run(cfg, ctx, **parts)
     d = ctx.run_dir
-    # trained after iteration 1 on its accepted data-bearing plans; in iteration 2 the tuned policy
-    # needs no data (null plans win), so nothing new was acquired and it1's adapter keeps serving
+    # trained after iteration 1 on the three acquired passages; in iteration 2 nothing new was
+    # acquired (the tuned policy already answers), so it1's adapter keeps serving
     assert [(r, len(ex)) for r, _, ex in s.trained] == [("policy", 3)]
     ex = s.trained[0][2][0]
-    assert ex.messages[0] == {"role": "system", "content": POLICY_SYSTEM}
-    assert ex.messages[1]["content"] == ("Reference material:\n[1] The answer is Alpha.\n\n"
-                                         "Task: Name the subject. Key kw-alpha")
-    assert ex.response == "Alpha" and ex.source == "it1-wiki_name-0-s0"
-    # the adapter is saved complete, no temporary folder left
+    assert ex.messages == ({"role": "system", "content": POLICY_SYSTEM},
+                           {"role": "user", "content": "Task: Tell me about Alpha."})
+    assert ex.response == "The answer is Alpha." and ex.source.startswith("task-alpha:passage:")
+    golds = {i.gold for t in fakes.tasks()[0] for i in t.instructions}
+    assert not any(e.response in golds for e in s.trained[0][2])  # never a gold answer as a target
     a = d / "policy_lora" / "it1"
     assert ads_lora.adapter_complete(a)
     assert json.loads((a / "ads_lora.json").read_text())["stats"]["losses"] == [2.0, 1.5]
     assert [p.name for p in (d / "policy_lora").iterdir()] == ["it1"]
-    # evaluation before training used the base policy, the later ones the adapter
     ev = json.loads((d / "evaluation_results.json").read_text())
     fp = adapter_fingerprint(a)
-    assert fp.startswith("it1-")
     assert [e["models"]["policy"] for e in ev["per_iteration"]] == ["fake-policy", f"base+lora:{fp}", f"base+lora:{fp}"]
     led = JsonlStore(d / "ledger.jsonl", id_field="_none").read()
-    for it in (1, 2):
-        ids = {r["model"] for r in led if r["role"] == "policy" and r["iteration"] == f"eval-{it}"}
-        assert ids == {f"base+lora:{fp}"}
+    assert {r["model"] for r in led if r["role"] == "policy" and r["iteration"] == "eval-2"} == {f"base+lora:{fp}"}
     assert {r["model"] for r in led if r["role"] == "policy" and r["iteration"] == "eval-0"} == {"fake-policy"}
     # the tuned (scripted) policy answers closed-book, so the held-out no-data score moved 0 -> 1
     assert [e["methods"]["no_data"]["mean_score"] for e in ev["per_iteration"]] == [0.0, 1.0, 1.0]
-    # training is in the metrics and the ledger (its own iteration tag, so per-iteration totals stay apart)
     tm = json.loads((d / "training_metrics.json").read_text())
-    assert tm[0]["policy_lora"]["trained"] and tm[0]["policy_lora"]["losses"] == [2.0, 1.5]
-    assert tm[0]["policy_lora"]["model_id"] == tm[1]["policy_lora"]["model_id"] == f"base+lora:{fp}"
+    assert tm[0]["policy_lora"]["trained"] and tm[0]["policy_lora"]["model_id"] == f"base+lora:{fp}"
     assert tm[1]["policy_lora"]["trained"] is False and "no new accepted data" in tm[1]["policy_lora"]["reason"]
     train = [r for r in led if r["kind"] == "train"]
     assert [(r["role"], r["iteration"], r["prompt_tokens"]) for r in train] == [("policy_lora", "lora-1", 300)]
     assert json.loads((d / "summary.json").read_text())["final_models"]["policy"] == f"base+lora:{fp}"
-    # the optimizer was not touched
     assert {e["models"]["optimizer"] for e in ev["per_iteration"]} == {"fake-opt"}
 
 
+def more_each_iteration(messages, kw):
+    """Iteration 1 retrieves with {task}; iteration 2 asks for more (a new passage), so data grows."""
+    more = " more" if ":it2:" in str(kw["sample_id"]) else ""
+    return json.dumps({"calls": [{"name": "information_retrieval", "arguments": {"query": "{task}" + more}}]})
+
+
+class MoreRetrieval(fakes.Retrieval):
+    def __call__(self, query, top_k=None):
+        obs = super().__call__(query, top_k)
+        if "more" in query:
+            obs.payload["passages"] = [{**p, "text": p["text"] + " More."} for p in obs.payload["passages"]]
+        return obs
+
+
 def test_resume_loads_saved_adapters_and_retrains_only_half_written_ones(tmp_path, monkeypatch):
-    s = Scripted(tuned=reads_context)  # the tuned policy still needs data: iteration 2 acquires more
-    cfg, parts = make(tmp_path, monkeypatch, s)
+    def setup(s):
+        cfg, parts = make(tmp_path, monkeypatch, s, optimizer=more_each_iteration, null_plan_candidate=False,
+                          accept_threshold=-1.0)
+        parts["registry"] = ApiRegistry([MoreRetrieval()])
+        return cfg, parts
+
+    s = Scripted(tuned=fakes.policy_fn)  # the tuned policy still reads its context
+    cfg, parts = setup(s)
     ctx = RunContext.create(cfg)
     run(cfg, ctx, **parts)
     d = ctx.run_dir
-    assert [len(ex) for _, _, ex in s.trained] == [3, 6]  # cumulative: iterations 1..N
+    assert [len(ex) for _, _, ex in s.trained] == [3, 6]  # cumulative: the rows of iterations 1..N
     fp1 = adapter_fingerprint(d / "policy_lora" / "it1")
     first = json.loads((d / "evaluation_results.json").read_text())["final"]
     # a kill while iteration 2's adapter was being written: a temp folder, no it2/
     (d / "policy_lora" / "it2").rename(d / "policy_lora" / ".it2.tmp999")
     (d / "policy_lora" / ".it2.tmp999" / "ads_lora.json").unlink()
     (d / "summary.json").unlink()
-    s2 = Scripted(tuned=reads_context)
-    cfg2, parts2 = make(tmp_path, monkeypatch, s2)
+    s2 = Scripted(tuned=fakes.policy_fn)
+    cfg2, parts2 = setup(s2)
     run(cfg2, RunContext.create(cfg2, resume=True), **parts2)
     assert [(r, seed) for r, seed, _ in s2.trained] == [("policy", cfg.seed + 2)]  # it1 loaded, it2 retrained
     assert adapter_fingerprint(d / "policy_lora" / "it1") == fp1
     assert ads_lora.adapter_complete(d / "policy_lora" / "it2") and not list((d / "policy_lora").glob(".*"))
-    assert json.loads((d / "evaluation_results.json").read_text())["final"] == first
+    assert json.loads((d / "evaluation_results.json").read_text())["final"]["methods"] == first["methods"]
     tm = json.loads((d / "training_metrics.json").read_text())
     assert tm[0]["policy_lora"]["resumed"] is True and tm[1]["policy_lora"]["resumed"] is False
-    assert tm[0]["policy_lora"]["losses"] == [2.0, 1.5]  # stats restored from the marker
-
     # weights that do not match the marker (a torn write) are not trusted: retrained
     (d / "policy_lora" / "it1" / "adapter_model.safetensors").write_bytes(b"torn")
     (d / "summary.json").unlink()
-    s3 = Scripted(tuned=reads_context)
-    cfg3, parts3 = make(tmp_path, monkeypatch, s3)
+    s3 = Scripted(tuned=fakes.policy_fn)
+    cfg3, parts3 = setup(s3)
     run(cfg3, RunContext.create(cfg3, resume=True), **parts3)
     assert [seed for _, seed, _ in s3.trained] == [cfg.seed + 1]  # it2 stays: it is complete
     assert adapter_fingerprint(d / "policy_lora" / "it1") == fp1  # same records -> same training set
@@ -178,22 +162,20 @@ def test_optimizer_lora_trains_on_accepted_plans_and_junk_from_it_is_a_counted_r
     ctx = RunContext.create(cfg)
     run(cfg, ctx, **parts)
     d = ctx.run_dir
-    # iteration 2: the tuned optimizer's junk loses to the null plan, whose acceptance is new training data
+    # iteration 2: the tuned optimizer's junk loses to the null plan (accepted: new training data)
     assert [(r, len(ex)) for r, _, ex in s.trained] == [("optimizer", 3), ("optimizer", 6)]
     assert [json.loads(e.response) for e in s.trained[1][2][3:]] == [{"calls": []}] * 3
     ex = s.trained[0][2]
-    assert len(ex) == 3 and all("JSON schema" in e.messages[0]["content"] for e in ex)
-    assert ex[0].messages[1]["content"].endswith("Task: Name the subject. Key kw-alpha\nPlan:")
+    assert all("JSON schema" in e.messages[0]["content"] for e in ex)
+    assert "Key kw-alpha question 0" in ex[0].messages[1]["content"] and "(score 0.00)" in ex[0].messages[1]["content"]
+    held = [i.prompt for t in fakes.tasks()[0] for i in t.held_out]
+    assert not any(h in e.messages[1]["content"] for h in held for e in ex)  # no held-out instruction leaks in
     assert json.loads(ex[0].response) == {"calls": [{"name": "information_retrieval",
-                                                      "arguments": {"query": "kw-alpha"}}]}
+                                                      "arguments": {"query": "{task}"}}]}
     tm = json.loads((d / "training_metrics.json").read_text())
     assert tm[1]["parse_failures"] == 3  # written by it1's adapter, counted, not fatal
     ev = json.loads((d / "evaluation_results.json").read_text())
-    assert ev["final"]["methods"]["learned"]["parse_failures"] == 3
     assert "+lora:it2-" in ev["final"]["models"]["optimizer"] and ev["final"]["models"]["policy"] == "fake-policy"
-    led = JsonlStore(d / "ledger.jsonl", id_field="_none").read()
-    assert {r["model"] for r in led if r["role"] == "optimizer" and r["iteration"] == "eval-2"} == \
-        {ev["final"]["models"]["optimizer"]}
 
 
 def test_no_accepted_data_trains_nothing_and_keeps_the_base_policy(tmp_path, monkeypatch):

@@ -14,8 +14,8 @@ import pytest
 
 from ads.config import ConfigError, config_hash, load_config
 from ads.executor import LocalExecutor
-from ads.generators.active_search import ADSConfig
-from ads.generators.ads_runner import run
+from ads.active_search.loop import ADSConfig
+from ads.active_search.outputs import run
 from ads.run import RunContext, run_id_for
 from ads.store import JsonlStore
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def outputs(run_dir: Path) -> dict:
     """Everything a run writes that must not depend on the executor (timestamps and wall times excluded)."""
     out = {}
-    for name in ("trajectories", "eval", "acquired_data"):
+    for name in ("trajectories", "eval", "training_data"):
         out[name] = [json.dumps(r, sort_keys=True) for r in JsonlStore(run_dir / f"{name}.jsonl").read()]
     out["ledger"] = [json.dumps({k: v for k, v in r.items() if k not in ("ts", "wall_s")}, sort_keys=True)
                      for r in JsonlStore(run_dir / "ledger.jsonl", id_field="_none").read()]
@@ -44,7 +44,7 @@ def make(tmp_path, executor: str = "local", **loop):
 # --- local, no ray ------------------------------------------------------------------------------
 def test_local_executor_keeps_order_and_never_imports_ray():
     assert LocalExecutor().map(lambda env, x: (env, x * x), [3, 1, 2], env="e") == [("e", 9), ("e", 1), ("e", 4)]
-    code = ("import sys; from ads.executor import make_executor; from ads.generators.active_search import ADSConfig; "
+    code = ("import sys; from ads.executor import make_executor; from ads.active_search.loop import ADSConfig; "
             "ex = make_executor(ADSConfig().executor); ex.map(lambda e, x: x, [1], env=None); "
             "print(ex.kind, 'ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -103,7 +103,7 @@ def test_killed_mid_batch_resumes_to_the_same_records(tmp_path):
     lines = traj.read_text().splitlines(keepends=True)
     # keep only the first task of iteration 1 (its 2 samples; sample 0 was accepted): the other two
     # tasks of that batch must again see an empty memory, not the restored plan
-    assert [json.loads(x)["id"] for x in lines[:2]] == ["it1-wiki_name-0-s0", "it1-wiki_name-0-s1"]
+    assert [json.loads(x)["id"] for x in lines[:2]] == ["it1-task-alpha-s0", "it1-task-alpha-s1"]
     assert json.loads(lines[0])["accepted"]
     traj.write_text("".join(lines[:2]))
     (killed.run_dir / "summary.json").unlink()

@@ -105,8 +105,8 @@ def test_sustained_429_everywhere_raises_naming_every_endpoint(servers):
 
 
 def test_ads_run_on_a_429_pool_fails_loudly_instead_of_writing_nothing(servers, tmp_path):
-    from ads.generators.active_search import ADSConfig
-    from ads.generators.ads_runner import run
+    from ads.active_search.loop import ADSConfig
+    from ads.active_search.outputs import run
     from ads.run import RunContext
     from apis.base import ApiRegistry
 

@@ -1,25 +1,26 @@
 """The LoRA options of the ADS loop: fine-tune the policy and/or the optimizer after each iteration.
 
-`loop.policy_update: lora` (default `in_context`): after training iteration N, the accepted
-acquired data becomes supervised examples, a LoRA adapter is trained on the policy's base
-weights (peft + accelerate, the loop of `ads.downstream.train`), saved under
-`<run>/policy_lora/itN/`, and from then on the policy role is served by the transformers
-backend with that adapter (`models.hf.HFModel`), still through the run context's request cache
-and ledger. The adapter's fingerprint is part of the model id, so cached answers of the base
-model are never replayed for the tuned one. The held-out evaluation of iteration N, and the
-trajectories of iteration N+1, use the tuned policy.
+`loop.policy_update: lora` (default `in_context`): after training iteration N, the rows of the
+tasks' acquired training datasets (training_data.jsonl) become supervised examples: demonstration
+and QA pairs as instruction/response, passages as text to recall ("Tell me about <title>." ->
+the passage). Never gold answers: the policy learns only from what the optimizer acquired. A
+LoRA adapter is trained on the policy's base weights (peft + accelerate, the loop of
+`ads.downstream.train`), saved under `<run>/policy_lora/itN/`, and from then on the policy role is
+served by the transformers backend with that adapter (`models.hf.HFModel`), still through the
+run context's request cache and ledger. The adapter's fingerprint is part of the model id, so
+cached answers of the base model are never replayed for the tuned one. The dataset stays in
+context as well; the evaluation's no_data method is then the tuned policy without context.
 
 `loop.optimizer_update: lora` (default `exemplars`): the same for the optimizer, on accepted
-(task prompt -> plan JSON) pairs, under `<run>/optimizer_lora/itN/`. The exemplar memory still
+(optimizer prompt -> plan JSON) pairs, under `<run>/optimizer_lora/itN/`. The exemplar memory still
 fills the prompt (the adapter is trained on prompts that contain it); set `loop.exemplars: 0`
 for the adapter alone. The transformers backend cannot enforce the plan's JSON schema (llama.cpp
 does, with a grammar): the schema is stated in the system prompt and an unparseable plan is a
 counted rejection (`parse_failures`), never a crash.
 
-Each adapter is trained afresh on the base weights from the accepted data of iterations 1..N
-(`lora_update.data: cumulative`, the default) or of iteration N only (`iteration`). Fresh
-adapters on cumulative data keep every adapter a function of the stored records alone, so a
-resumed run rebuilds exactly the same training set.
+Each adapter is trained afresh on the base weights from the data of iterations 1..N
+(`lora_update.data: cumulative`, the default) or of iteration N only (`iteration`), so every
+adapter is a function of the stored records alone and a resumed run rebuilds the same set.
 
 Resume: an adapter is written to a hidden temporary folder, completed by a marker file
 (`ads_lora.json`, holding the training stats and the weights' fingerprint), then renamed into
@@ -50,7 +51,7 @@ from ads.ledger import LedgerEntry
 from ads.store import atomic_write_json, read_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ads.generators.active_search import ActiveDataSearch
+    from ads.active_search.loop import ActiveDataSearch
 
 MARKER = "ads_lora.json"
 ROLES = ("policy", "optimizer")
@@ -102,74 +103,50 @@ class ChatExample:
     source: str  # trajectory id
 
 
-@dataclass
-class _Obs:  # the two fields render_context reads
-    text: str
-    ok: bool = True
-
-
-def gold_response(task: Any) -> str:
-    """The target answer in the form the family's scorer reads (gsm8k: the sentence scorers parse)."""
-    if task.family == "gsm8k":
-        return f"The answer is {task.gold}."
-    return str(task.gold)
-
-
 def policy_examples(ads: "ActiveDataSearch", it: int, data: str) -> list[ChatExample]:
-    """(system + acquired context + task prompt -> gold answer), one per accepted data-bearing plan.
+    """One example per acquired dataset row (training_data.jsonl), in the policy's chat format:
+    pairs as instruction -> response, passages as "Tell me about <title>." -> the passage.
+    Gold answers never enter: what the policy learns is only what the optimizer acquired."""
+    from ads.active_search.policy import POLICY_SYSTEM
+    from ads.active_search.training_data import as_sft_pair
 
-    Why this and not the acquired text as plain LM data: the held-out tasks come from other
-    articles (ads.tasks splits by source), so memorising the passages fetched for training
-    tasks cannot answer them. What does transfer is the skill the in-context update relies on:
-    reading fetched reference material and answering in the form the scorer expects (the name
-    only, the number only). So each example is the prompt exactly as `Policy.answer` renders it
-    (same system prompt, same reference block) with the training task's gold answer as the
-    target; only the answer tokens carry a loss. The context is rebuilt from
-    acquired_data.jsonl (the successful observations of accepted plans), so nothing but the
-    stored records decides the training set.
-    """
-    from ads.generators.trajectory import render_context
-
-    tasks = {t.id: t for t in ads.train}
-    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for r in ads.acquired:
+    out = []
+    for r in ads.training_data:
         if not _in_window(r["iteration"], it, data):
             continue
-        traj_id, _, j = r["id"].rpartition("-d")
-        groups.setdefault(traj_id, []).append((int(j) if j.isdigit() else 0, r))
-    out = []
-    for traj_id, items in groups.items():
-        task = tasks.get(items[0][1]["task_id"])
-        if task is None or task.gold is None:
+        instruction, response = as_sft_pair(r)
+        if not response.strip():
             continue
-        context = render_context([_Obs(r["text"]) for _, r in sorted(items, key=lambda x: x[0])],
-                                 ads.cfg.loop.context_chars)
-        if not context.strip():
-            continue
-        out.append(ChatExample(tuple(ads.policy.messages(task, context)), gold_response(task), traj_id))
+        msgs = ({"role": "system", "content": POLICY_SYSTEM}, {"role": "user", "content": f"Task: {instruction}"})
+        out.append(ChatExample(msgs, response, r["id"]))
     return out
 
 
 def optimizer_examples(ads: "ActiveDataSearch", it: int, data: str) -> list[ChatExample]:
-    """(optimizer prompt with its exemplars and the schema note -> accepted plan JSON).
+    """(optimizer prompt with its exemplars, the weakness signal and the schema note -> accepted plan).
 
     Accepted "fetch nothing" plans are included: they teach where data does not pay. The
-    prompt is the one the optimizer is given at inference on the transformers backend: the
-    exemplar memory's nearest accepted plans of other tasks, and the JSON-schema note that
-    `models.hf` appends to the system prompt.
+    prompt is the one the optimizer is given at inference on the transformers backend.
     """
+    from ads.active_search.planning import task_key
     from models.hf import with_schema_prompt
 
-    tasks = {t.id: t for t in ads.train}
+    tasks = {t.id: t for t in ads.trained}
+    before = {}
+    for r in ads.trajectories:
+        if r.get("answers_before") is not None:
+            before.setdefault((r["iteration"], r["task_id"]), list(zip(r["answers_before"], r["scores_before"])))
     out = []
     for r in ads.trajectories:
         if not r.get("accepted") or not _in_window(r["iteration"], it, data):
             continue
         task = tasks.get(r["task_id"])
-        if task is None:
+        current = before.get((r["iteration"], r["task_id"]))
+        if task is None or current is None:
             continue
-        exemplars = ads.memory.nearest(task.prompt, ads.cfg.loop.exemplars, exclude=task.id)
-        msgs = with_schema_prompt(ads.optimizer.messages(task, exemplars), ads.optimizer.schema)
+        exemplars = ads.memory.nearest(task_key(task), ads.cfg.loop.exemplars, exclude=task.id,
+                                       before=(r["iteration"], 0))
+        msgs = with_schema_prompt(ads.optimizer.messages(task, current, exemplars), ads.optimizer.schema)
         out.append(ChatExample(tuple(msgs), json.dumps({"calls": r["calls"]}, ensure_ascii=False), r["id"]))
     return out
 
@@ -194,34 +171,11 @@ def encode_chat_example(tokenizer: Any, ex: ChatExample, max_len: int) -> tuple[
     return {"input_ids": p_ids + a_ids, "labels": [IGNORE] * len(p_ids) + a_ids}, "ok"
 
 
-def shorten_reference(ex: ChatExample, keep: float) -> ChatExample | None:
-    """The example with its reference material cut to `keep` of its length (policy prompts only)."""
-    user = ex.messages[-1]["content"]
-    head, sep, rest = user.partition("Reference material:\n")
-    ref, sep2, task = rest.rpartition("\n\nTask: ")
-    if not sep or not sep2 or not ref:
-        return None
-    cut = ref[: int(len(ref) * keep)].rstrip()
-    if not cut:
-        return None
-    msgs = (*ex.messages[:-1], {"role": "user", "content": f"{head}{sep}{cut}{sep2}{task}"})
-    return ChatExample(msgs, ex.response, ex.source)
-
-
 def encode_examples(tokenizer: Any, examples: list[ChatExample], max_len: int) -> tuple[list[dict], dict[str, int]]:
-    """Encode all; a policy example too long for max_len gets its reference material shortened (not dropped)."""
-    out, stats = [], {"examples": len(examples), "ok": 0, "shortened": 0, "too_long": 0}
+    """Encode all; an example longer than max_len is dropped and counted."""
+    out, stats = [], {"examples": len(examples), "ok": 0, "too_long": 0}
     for ex in examples:
         enc, status = encode_chat_example(tokenizer, ex, max_len)
-        keep = 1.0
-        while enc is None and keep > 0.1:
-            keep *= 0.6
-            short = shorten_reference(ex, keep)
-            if short is None:
-                break
-            enc, status = encode_chat_example(tokenizer, short, max_len)
-            if enc is not None:
-                status = "shortened"
         stats[status] += 1
         if enc is not None:
             out.append(enc)
@@ -439,11 +393,7 @@ class LoraUpdates:
         served = ads.ctx.wrap(self.server(getattr(ads.cfg, role), adapter, ads.cfg.models_dir,
                                           load=self._loader(role)), role)
         self.adapters[role] = adapter
-        if role == "policy":
-            ads.policy_model = ads.policy.model = served
-            ads._no_data.clear()  # no-data answers of the old policy are not this policy's
-        else:
-            ads.optimizer_model = ads.optimizer.model = served
+        ads.set_model(role, served)
 
     def _log(self, role: str, it: int, info: dict[str, Any]) -> None:
         losses = info.get("losses") or []
