@@ -30,6 +30,7 @@ from ads.generators.tools.metrics import coverage, coverage_lines, diversity, ev
 from ads.generators.tools.pipeline import Built, ToolUsePipeline, build_all
 from ads.generators.tools.quality import RECORD_SCHEMA, StructuralValidator
 from ads.generators.tools.sampler import ALL_MODES, ChainPlan
+from ads.generators.tools.turns import ChainValidator, TurnValidator
 from ads.quality.validators import JsonSchemaValidator, ValidatorSpec
 from ads.report import print_table
 from ads.store import JsonlStore, atomic_write_json
@@ -60,7 +61,7 @@ class ToolUseConfig(RunConfig):
     memory_k: int = Field(3, ge=1, le=50)  # steering: mean similarity to the k nearest remembered chains
     evaluate: bool = True
     threshold: float = Field(3.5, ge=1, le=5)
-    max_repairs: int = Field(1, ge=0, le=5)
+    max_repairs: int = Field(2, ge=0, le=5)  # design document: a surgical repair, then a full rewrite
     judge_attempts: int = Field(2, ge=1, le=5)
     max_arg_attempts: int = Field(2, ge=1, le=5)
     temperature: float = Field(0.7, ge=0)
@@ -115,7 +116,8 @@ def write_artifacts(built: Built, out_dir: Path) -> dict[str, Any]:
 
 
 def run(cfg: ToolUseConfig, ctx: Any, *, model: Any = None, judge_model: Any = None, embedder: Any = None,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, verbose: bool = False) -> dict[str, Any]:
+    """`verbose` (tools generate --verbose): print one line per rejected conversation, with its gates."""
     if cfg.min_steps > cfg.max_steps:
         raise ConfigError(f"min_steps ({cfg.min_steps}) is above max_steps ({cfg.max_steps})")
     t0 = time.time()
@@ -175,6 +177,8 @@ def run(cfg: ToolUseConfig, ctx: Any, *, model: Any = None, judge_model: Any = N
             store.append(rec)
             done[cid] = rec
             _log_and_save(ctx, cfg, i, cid, rec, done, bar)
+            if verbose:
+                print(decision_line(rec), file=sys.stderr if bar is not None else sys.stdout)
     if bar is not None:
         bar.close()
 
@@ -226,6 +230,19 @@ class ToolUseWorkerFactory:
         user_model = ctx.model("user", cfg.user_model) if cfg.user_model else None
         judge = self.judge_model or (ctx.model("judge", cfg.judge) if cfg.judge else ctx.model("judge", cfg.model))
         return _ToolUseEnv(build_pipeline(cfg, load_built(cfg), model, judge, user_model, self.embedder), ctx)
+
+
+def decision_line(rec: dict[str, Any]) -> str:
+    """One line per conversation for --verbose: the decision, the gates, the repairs and why."""
+    js = rec.get("judge_scores") or {}
+    md = rec["metadata"]
+    line = (f"{rec['conversation_id']}: {'passed' if rec.get('passed') else 'REJECTED'} mean={js.get('mean_score')} "
+            f"repairs={md.get('repairs', 0)} {md.get('repair_kinds') or ''}".rstrip())
+    if not rec.get("passed"):
+        reasons = (rec.get("validation") or {}).get("reasons") or {}
+        why = "; ".join(f"{k}: {v}" for k, v in reasons.items())
+        line += f" gates={js.get('failed_gates')}" + (f" ({why[:300]})" if why else "")
+    return line
 
 
 def _sum_counts(records: list[dict[str, Any]]) -> dict[str, int]:
@@ -330,11 +347,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
         ov.append("evaluate=false")
     if args.no_corpus_memory:
         ov.append("corpus_memory=false")
-    cfg = _cfg(args, ov)
+    cfg = with_judge(_cfg(args, ov), args.judge_model)
+    out = Path(cfg.output) if cfg.output else None
+    if out is not None and out.is_file() and out.stat().st_size > 0 and not args.resume:
+        if not args.overwrite:
+            raise ConfigError(f"{out} already holds conversations; add --resume to continue it or --overwrite "
+                              "to replace it")
+        out.unlink()
     ctx = RunContext.create(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"run {ctx.run_id}: writing to {ctx.run_dir}" + (" (resuming)" if args.resume else ""))
-    run(cfg, ctx)
+    if args.verbose:
+        run(cfg, ctx, verbose=True)
+    else:
+        run(cfg, ctx)
     return 0
+
+
+def with_judge(cfg: ToolUseConfig, name: str | None) -> ToolUseConfig:
+    """--judge-model / evaluate --model: the judge is the assistant's model config under another name
+    (a registry name, a .gguf path or a served model id), so context and threads carry over."""
+    if not name:
+        return cfg
+    if not name.strip():
+        raise ConfigError("--judge-model/--model: empty model name")
+    base = cfg.judge or cfg.model
+    return cfg.model_copy(update={"judge": base.model_copy(update={"name": name.strip()})})
 
 
 def _models(cfg: ToolUseConfig) -> tuple[Any, Any]:
@@ -352,36 +389,35 @@ def _models(cfg: ToolUseConfig) -> tuple[Any, Any]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ov = [f"threshold={args.threshold}"] if args.threshold is not None else []
     ov += [f"max_repairs={args.max_repairs}"] if args.max_repairs is not None else []
-    cfg = _cfg(args, ov + ["evaluate=true"])
+    cfg = with_judge(_cfg(args, ov + ["evaluate=true"]), args.model)
     records = _read_jsonl(args.input)
     built = load_built(cfg)
     model, judge = _models(cfg)
     pipe = build_pipeline(cfg, built, model, judge)
+    pipe.novelty = None  # evaluation judges each conversation on its own, repairs included
     out = JsonlStore(args.output, id_field="conversation_id")
     done = out.ids()
     for r in records:
         if r["conversation_id"] in done:
             continue
         r = {k: v for k, v in r.items() if k not in ("judge_scores", "passed", "validation")}
-        r = pipe.assess(r, novelty=False)
+        earlier = int(r["metadata"].get("repairs", 0) or 0)
+        failed, reasons, scores = pipe.check(r)
+        r = pipe.conclude(r, failed, reasons, scores, novelty=False)
         if args.repair and not r["passed"] and cfg.max_repairs > 0:
+            # surgical repair of the failing turns with the judge's and validators' feedback, then rewrites
             plan = ChainPlan.from_dict(r["metadata"]["plan"])
-            fixed = pipe.produce(r["conversation_id"], plan, start_attempt=int(r["metadata"].get("attempt", 0)) + 1,
-                                 max_repairs=cfg.max_repairs - 1)
-            attempts = r["metadata"].get("repairs", 0) + 1 + fixed["metadata"].get("repairs", 0)
-            for k in ("corpus_memory_enabled", "steering"):
-                if k in r["metadata"]:
-                    fixed["metadata"][k] = r["metadata"][k]
-            better = fixed["passed"] or (fixed["judge_scores"].get("mean_score") or 0) > \
-                (r["judge_scores"].get("mean_score") or 0)
-            if better:  # keep the regenerated conversation; otherwise the original, with the attempts noted
-                r = fixed
-            r["metadata"]["repairs"] = attempts
-            r["metadata"]["repair_kept"] = bool(better)
+            initial = {"rec": r, "failed": failed, "reasons": reasons, "scores": scores, "counts": {}}
+            keep = {k: r["metadata"][k] for k in ("corpus_memory_enabled", "steering") if k in r["metadata"]}
+            fixed = pipe.produce(r["conversation_id"], plan, start_attempt=int(r["metadata"].get("attempt", 0)),
+                                 max_repairs=cfg.max_repairs, initial=initial)
+            fixed["metadata"].update(keep)
+            fixed["metadata"]["repair_kept"] = fixed is not r
+            fixed["metadata"]["repairs"] += earlier
+            r = fixed
         out.append(r)
         if args.verbose:
-            js = r["judge_scores"]
-            print(f"{r['conversation_id']}: passed={r['passed']} mean={js.get('mean_score')} gates={js['failed_gates']}")
+            print(decision_line(r))
     evaluated = out.read()
     report = evaluation_report(evaluated, cfg.threshold)
     rp = Path(args.output).with_name("evaluation_report.json")
@@ -398,6 +434,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     built = load_built(cfg)
     schema, struct = JsonSchemaValidator("record_schema", RECORD_SCHEMA), StructuralValidator(built.reg)
+    rules = [ChainValidator(built.reg, built.projected), TurnValidator()]
     bad = 0
     records = _read_jsonl(args.input)
     for r in records:
@@ -407,6 +444,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             problems.append(f"record_schema: {s.reason}")
         else:
             problems += struct.issues(r)
+            problems += [f"{v.name}: {res.reason}" for v in rules if not (res := v.check(r)).passed]
         if problems:
             bad += 1
             print(f"{r.get('conversation_id', '?')}: INVALID")
@@ -466,11 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n", type=int)
     sp.add_argument("--seed", type=int)
     sp.add_argument("--mode", choices=ALL_MODES)
-    sp.add_argument("--output")
+    sp.add_argument("--output", default="output/conversations.jsonl",
+                    help="conversations JSONL (the design document's default); the run folder keeps the rest")
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--evaluate", action="store_true", help="judge each conversation inline (the default config does)")
     g.add_argument("--no-evaluate", action="store_true")
     sp.add_argument("--no-corpus-memory", action="store_true", help="disable cross-conversation steering")
+    sp.add_argument("--judge-model", help="judge model (registry name, .gguf path or served id); default: the "
+                                          "config's judge, else the assistant's model")
+    sp.add_argument("--verbose", action="store_true", help="print each rejected conversation with its gates")
     g2 = sp.add_mutually_exclusive_group()
     g2.add_argument("--resume", action="store_true")
     g2.add_argument("--overwrite", action="store_true")
@@ -480,8 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", default="output/evaluated.jsonl")
     sp.add_argument("--repair", action="store_true")
     sp.add_argument("--threshold", type=float)
-    sp.add_argument("--max-repairs", type=int)
-    sp.add_argument("--verbose", action="store_true")
+    sp.add_argument("--max-repairs", type=int, help="repairs per failing conversation (default: the config's, 2)")
+    sp.add_argument("--model", help="judge model (registry name, .gguf path or served id)")
+    sp.add_argument("--verbose", action="store_true", help="print each conversation's decision")
     sp = sub.add_parser("validate", help="structural validation only (no model)")
     common(sp)
     sp.add_argument("--input", required=True)

@@ -22,6 +22,13 @@ Small models get things wrong, and that is counted, never fatal: an unparseable 
 argument that breaks the schema, or a user-known value the model did not copy from the user's
 words is a rejection; the assistant is asked again with the error (a repair attempt), and after
 `max_arg_attempts` the planner's values fill the gap (`arg_fallbacks`).
+
+Text the code writes when the model fails (a fallback sentence, the planner's values appended to
+the user's request, "It's <value>.") keeps the conversation well-formed but may never pass as a
+model's turn: `metadata.turn_sources` names each such turn ("fallback" or "appended"), and
+`turns.TurnValidator` fails the conversation, which sends it to the repair loop. A repair either
+rewrites the failing turns in place (`revise`, with the judge's and validators' feedback in the
+prompt) or builds the conversation again with that feedback (`build(feedback=...)`).
 """
 from __future__ import annotations
 
@@ -215,6 +222,7 @@ class ConversationBuilder:
         self.s = settings or DialogueSettings()
         self.planner = Planner(reg, graph, seed)
         self.counts: Counter = Counter()
+        self.last_source = "model"  # who wrote the last _text turn: "model" or "fallback"
 
     # --- model calls ---------------------------------------------------------------------
     def _ask(self, model: Model, messages: list[dict], schema: dict[str, Any], sample_id: str, what: str,
@@ -245,6 +253,7 @@ class ConversationBuilder:
         if shot is not None:
             msgs += [{"role": "user", "content": shot[0]}, {"role": "assistant", "content": shot[1]}]
         msgs.append({"role": "user", "content": user})
+        self.last_source = "model"
         for attempt in range(self.s.max_arg_attempts):
             self.counts["llm_calls"] += 1
             try:
@@ -261,32 +270,55 @@ class ConversationBuilder:
                 return text
             self.counts[f"empty_text.{what}"] += 1
         self.counts[f"text_fallbacks.{what}"] += 1
+        self.last_source = "fallback"
         return fallback
 
     # --- the conversation ----------------------------------------------------------------
-    def build(self, conv_id: str, plan: ChainPlan, attempt: int = 0, example: str | None = None) -> dict[str, Any]:
-        sid = f"{conv_id}:a{attempt}"
+    def _opening_inputs(self, conv_id: str, plan: ChainPlan) -> dict[str, Any]:
         eps = [self.reg.endpoints[e] for e in plan.endpoint_ids]
         values = self.planner.user_values(plan, conv_id)
         withheld = plan.clarification_param
-        first_vals = values.get(eps[0].id, {})
         told = {k: v for ep in eps for k, v in values.get(ep.id, {}).items() if not (ep is eps[0] and k == withheld)}
-        tasks = "; then ".join(ep.description[:150].rstrip(". ") for ep in eps)
-        facts = ", ".join(f"{k} = {v}" for k, v in told.items()) or "(nothing specific)"
-        hint = f"\nDo not mention the {withheld}; the assistant will ask for it." if withheld else ""
+        return {"eps": eps, "values": values, "withheld": withheld, "first_vals": values.get(eps[0].id, {}),
+                "told": told, "tasks": "; then ".join(ep.description[:150].rstrip(". ") for ep in eps),
+                "facts": ", ".join(f"{k} = {v}" for k, v in told.items()) or "(nothing specific)"}
+
+    def _opening(self, conv_id: str, plan: ChainPlan, sid: str, example: str | None, feedback: str | None,
+                 previous: str | None = None) -> tuple[str, str]:
+        """The user's request and who wrote it ("model", "fallback", or "appended" when code had to add
+        values the user did not state). `feedback` (a repair): why the last version was rejected."""
+        o = self._opening_inputs(conv_id, plan)
+        hint = f"\nDo not mention the {o['withheld']}; the assistant will ask for it." if o["withheld"] else ""
         style = f"\nHow real users write (different topic): \"{example[:240]}\"" if example else ""
+        if feedback:
+            hint += (f"\nAn earlier message was rejected" + (f" (\"{previous[:200]}\")" if previous else "")
+                     + f": {feedback[:400]}\nWrite it again as the person asking, not as the assistant.")
         opening = self._text(
             self.user, "You are a person chatting with an AI assistant that can look things up online. You write "
                        "in plain, natural English (never code or JSON) and never name APIs or tools.",
-            OPENING_PROMPT.format(tasks=tasks, facts=facts, extra=hint + style),
+            OPENING_PROMPT.format(tasks=o["tasks"], facts=o["facts"], extra=hint + style),
             f"{sid}:user0", "user", shot=random.Random(f"{self.seed}:{conv_id}:shot").choice(OPENING_SHOTS),
-            fallback=f"Could you help me with this: {eps[0].description[:120].rstrip('.')}? ({facts})")
-        missing = [f"{k}={v}" for k, v in told.items() if not _mentioned(v, opening)]
-        if missing:  # the user must actually say what the assistant will need
+            fallback=f"Could you help me with this: {o['eps'][0].description[:120].rstrip('.')}? ({o['facts']})")
+        source = self.last_source
+        missing = [f"{k}={v}" for k, v in o["told"].items() if not _mentioned(v, opening)]
+        if missing:  # the user must actually say what the assistant will need; code text never passes
             self.counts["user_values_appended"] += 1
             opening = opening.rstrip() + " (" + ", ".join(missing) + ")"
-        if withheld and _mentioned(first_vals[withheld], opening):
+            source = "appended" if source == "model" else source
+        withheld = o["withheld"]
+        if withheld and _mentioned(o["first_vals"][withheld], opening):
             self.counts["withheld_value_leaked"] += 1  # the clarification is still asked, and answered
+        return opening, source
+
+    def build(self, conv_id: str, plan: ChainPlan, attempt: int = 0, example: str | None = None,
+              feedback: str | None = None) -> dict[str, Any]:
+        """One whole conversation. `feedback` (a full-rewrite repair): why the previous attempt failed,
+        shown to the user proxy and to the final answer's prompt."""
+        sid = f"{conv_id}:a{attempt}"
+        o = self._opening_inputs(conv_id, plan)
+        eps, values, withheld, first_vals = o["eps"], o["values"], o["withheld"], o["first_vals"]
+        opening, src = self._opening(conv_id, plan, sid, example, feedback)
+        sources: dict[str, str] = {"0": src}
         messages: list[dict[str, Any]] = [{"role": "user", "content": opening}]
         user_text = opening
         n_clar = 0
@@ -298,15 +330,19 @@ class ConversationBuilder:
                            f"User: {opening}\nMissing detail: {p.name} ({p.description[:100] or p.type})\n\n"
                            f"Your question:", f"{sid}:clarify", "clarify", max_chars=200, max_tokens=50,
                            fallback=f"Could you tell me the {p.name.replace('_', ' ')}?")
+            sources[str(len(messages))] = self.last_source
             value = first_vals[withheld]
             ans = self._text(self.user, "You play the user. Answer the assistant's question in one short sentence "
                                         "that gives the value exactly as written. Write only the answer.",
                              f"Assistant: {q}\nThe value: {value}\n\nYour answer:", f"{sid}:answer", "answer",
                              max_chars=200, max_tokens=40, min_words=1, fallback=f"It's {value}.") \
                 if isinstance(value, (str, int, float)) else f"It's {value}."
+            asrc = self.last_source if isinstance(value, (str, int, float)) else "fallback"
             if not _mentioned(value, ans):
                 self.counts["clarification_fallbacks"] += 1
                 ans = f"{ans.rstrip('.')}. It's {value}." if ans else f"It's {value}."
+                asrc = "appended" if asrc == "model" else asrc
+            sources[str(len(messages) + 1)] = asrc
             messages += [{"role": "assistant", "content": q}, {"role": "user", "content": ans}]
             user_text += "\n" + ans
             n_clar = 1
@@ -333,8 +369,10 @@ class ConversationBuilder:
                         log.warning(msg)
                         warnings.append({"step": i, "endpoint": eps[i].id, "params": sorted(set(unresolved))})
             say = self._say(sid, group, eps, user_text)
+            say_src = self.last_source
             args_by_step = self._call_args(sid, group, eps, cands, values, user_text, tool_outputs)
             calls = [{"name": eps[i].id, "parameters": args_by_step[i]} for i in group]
+            sources[str(len(messages))] = say_src
             messages.append({"role": "assistant", "content": say, "tool_calls": calls})
             for i in group:
                 res = ex.execute(eps[i], args_by_step[i])
@@ -345,13 +383,8 @@ class ConversationBuilder:
             for i in group:
                 mem.add(i, tool_outputs[i]["output"])
 
-        results = "\n".join(f"{o['name']}: {_short(o['output'], self.s.prompt_output_chars)}" for o in tool_outputs)
-        final = self._text(self.assistant, "You are a helpful assistant. Using the tool results, answer the user's "
-                                           "request in two or three sentences. Quote the concrete values you found. "
-                                           "Write only the answer.",
-                           f"User request: {user_text}\nTool results:\n{results}\n\nYour answer:", f"{sid}:final",
-                           "final", max_chars=600, max_tokens=self.s.final_max_tokens,
-                           fallback="Here is what I found: " + _short(tool_outputs[-1]["output"], 200))
+        final = self._final(sid, user_text, tool_outputs, feedback)
+        sources[str(len(messages))] = self.last_source
         messages.append({"role": "assistant", "content": final})
         non_first = len(eps) - 1 if not plan.parallel else 0
         tools_used = list(dict.fromkeys(e.tool_id for e in eps))
@@ -368,8 +401,69 @@ class ConversationBuilder:
                 "endpoint_ids": list(plan.endpoint_ids), "num_tool_calls": len(tool_calls),
                 "num_distinct_tools": len(tools_used), "grounding_warnings": warnings, "lineage": lineage,
                 "plan": plan.to_dict(), "attempt": attempt, "executor_errors": ex.errors,
+                "turn_sources": sources,
             },
         }
+
+    def _final(self, sid: str, user_text: str, tool_outputs: list[dict[str, Any]], feedback: str | None = None,
+               previous: str | None = None) -> str:
+        results = "\n".join(f"{o['name']}: {_short(o['output'], self.s.prompt_output_chars)}" for o in tool_outputs)
+        fix = ""
+        if feedback:
+            fix = ("\nAn earlier answer was rejected" + (f" (\"{previous[:200]}\")" if previous else "")
+                   + f": {feedback[:400]}\n")
+        return self._text(self.assistant, "You are a helpful assistant. Using the tool results, answer the user's "
+                                          "request in two or three sentences. Quote the concrete values you found. "
+                                          "Write only the answer.",
+                          f"User request: {user_text}\nTool results:\n{results}\n{fix}\nYour answer:",
+                          f"{sid}:final", "final", max_chars=600, max_tokens=self.s.final_max_tokens,
+                          fallback="Here is what I found: " + _short(tool_outputs[-1]["output"], 200))
+
+    # --- surgical repair -----------------------------------------------------------------
+    def revise(self, rec: dict[str, Any], targets: list[int], feedback: str, attempt: int,
+               example: str | None = None) -> dict[str, Any]:
+        """Rewrite only the turns in `targets` (message indexes), quoting the feedback; the tool calls,
+        their outputs and every other turn stay as they were. A rewritten opening must still state every
+        value the calls use, else the planner's values are appended again (and the record fails again)."""
+        import copy
+
+        from ads.generators.tools.turns import turn_kind
+
+        rec = copy.deepcopy(rec)
+        conv_id, md = rec["conversation_id"], rec["metadata"]
+        plan = ChainPlan.from_dict(md["plan"])
+        sid = f"{conv_id}:a{attempt}:fix"
+        msgs = rec["messages"]
+        sources = dict(md.get("turn_sources") or {})
+        for i in targets:
+            kind, old = turn_kind(msgs, i), msgs[i]["content"]
+            self.counts[f"surgical_rewrites.{kind}"] += 1
+            if kind == "opening":
+                new, src = self._opening(conv_id, plan, f"{sid}{i}", example, feedback, previous=old)
+            elif kind == "final":
+                user_text = "\n".join(m["content"] for m in msgs if m["role"] == "user")
+                new = self._final(f"{sid}{i}", user_text, rec["tool_outputs"], feedback, previous=old)
+                src = self.last_source
+            else:
+                role = "the user" if kind == "answer" else "a helpful assistant that uses tools"
+                before = "\n".join(f"{m['role']}: {m['content'][:200]}" for m in msgs[:i] if m["role"] != "tool")
+                new = self._text(self.user if kind == "answer" else self.assistant,
+                                 f"You play {role}. Rewrite one message of a conversation. Write only the new message, "
+                                 "one short plain sentence, never code.",
+                                 f"Conversation so far:\n{before[-600:]}\n\nRejected message: {old[:200]}\n"
+                                 f"Why it was rejected: {feedback[:400]}\n\nThe new message:",
+                                 f"{sid}{i}", kind, max_chars=200, max_tokens=50, min_words=1 if kind == "answer" else 3,
+                                 fallback=old)
+                src = self.last_source if self.last_source == "model" else sources.get(str(i), "model")
+                if kind == "answer":
+                    value = self._opening_inputs(conv_id, plan)["first_vals"].get(plan.clarification_param or "")
+                    if value is not None and not _mentioned(value, new):
+                        new, src = old, sources.get(str(i), "model")  # the answer must still give the value
+            msgs[i] = {**msgs[i], "content": new}
+            sources[str(i)] = src
+        md["turn_sources"] = sources
+        md["attempt"] = attempt
+        return rec
 
     def _candidates(self, mem: SessionMemory, ep: Endpoint, step: int, plan: ChainPlan) -> dict[str, list[Grounding]]:
         if step == 0 or plan.parallel:

@@ -9,11 +9,22 @@
   `same_tool` and `same_category` edges are weaker fallbacks so that a chain can always move on.
   The sampler walks this graph, and the executor later grounds arguments along the same links.
 
+Every edge must mean that the two endpoints belong together: connected by data flow, or in one
+domain (issue 24). An OpenAI function file names no tool or category, so ingestion groups all
+its functions under the file's name and the placeholder category "OpenAI functions"; that
+grouping says nothing about a shared domain, and the outputs synthesized for such functions
+carry their siblings' id parameters, so a "data flow" through them is an artefact too (it once
+chained SEC filings, movie tickets and "update a view"). For endpoints in a placeholder
+category, same-tool, same-category and synthesized-output edges are kept only when the two
+endpoints share a topic word in their names and descriptions (`shared_topic`); data flow from
+a declared output schema always counts.
+
 Both are plain dicts with sorted keys, so they serialize to JSON byte-identically for the same
 registry, and every traversal that uses them is deterministic.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +36,52 @@ GENERIC_FIELDS = {"status", "statuscode", "message", "result", "error", "success
                   "count", "total", "image", "imageurl", "url", "link", "data", "timestamp", "page", "limit",
                   "offset", "language", "lang", "region", "country", "currency", "sort", "sortby"}
 WEIGHTS = {"data_flow": 3.0, "same_tool": 1.0, "same_category": 0.3}
+# categories that only say where a function was read from, not what it is about
+PLACEHOLDER_CATEGORIES = {"", "openai functions", "uncategorized", "uncategorised", "general", "misc", "other"}
+# words every API description uses whatever its domain: they are no evidence of a shared topic
+_GENERIC_WORDS = {
+    "about", "access", "according", "across", "action", "add", "all", "allow", "allows", "also", "and", "any", "api",
+    "available", "based", "can", "check", "create", "current", "data", "delete", "description", "detail", "details",
+    "each", "endpoint", "fetch", "find", "for", "from", "function", "get", "given", "have", "information", "info",
+    "into", "item", "its", "latest", "list", "more", "name", "new", "number", "one", "other", "over", "parameter",
+    "provide", "provides", "query", "remove", "request", "response", "result", "retrieve", "return", "returns",
+    "search", "set", "show", "specific", "specified", "that", "the", "their", "them", "this", "type", "update",
+    "use", "used", "user", "using", "value", "which", "will", "with", "within", "you", "your"}
+
+
+def is_placeholder(ep: Endpoint) -> bool:
+    """The endpoint's category (and so its file-made tool grouping) says nothing about its domain."""
+    return ep.category.strip().lower() in PLACEHOLDER_CATEGORIES
+
+
+def topic_words(ep: Endpoint) -> set[str]:
+    """Content words of the endpoint's name and description (not the tool's name, which for an
+    OpenAI file is the file's), singularised crudely: "tickets" and "ticket" are one topic."""
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", f"{ep.name} {ep.description}").replace("_", " ").lower()
+    out = set()
+    for w in re.findall(r"[a-z]{3,}", text):
+        w = w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w
+        if w not in _GENERIC_WORDS:
+            out.add(w)
+    return out
+
+
+def shared_topic(a: Endpoint, b: Endpoint) -> bool:
+    return bool(topic_words(a) & topic_words(b))
+
+
+def same_domain(a: Endpoint, b: Endpoint) -> bool:
+    """One tool or one category, when those are real; a shared topic word when either is a placeholder."""
+    if is_placeholder(a) or is_placeholder(b):
+        return shared_topic(a, b)
+    return a.tool_id == b.tool_id or a.category == b.category
+
+
+def coherent_flow(a: Endpoint, b: Endpoint) -> bool:
+    """Data flow a -> b counts unless it runs through an output synthesized for a placeholder group."""
+    if a.output_source == "synthesized" and (is_placeholder(a) or is_placeholder(b)):
+        return shared_topic(a, b)
+    return True
 
 
 def field_matches(out_field: str, param: str) -> bool:
@@ -116,11 +173,13 @@ class ProjectedGraph:
                 if a.id == b.id:
                     continue
                 links = _keyed_links(outs[a.id], params[b.id])
-                if links:
+                if links and coherent_flow(a, b):
                     g.out[a.id].append(Edge(a.id, b.id, "data_flow", WEIGHTS["data_flow"] + 0.5 * len(links), links))
+                elif not same_domain(a, b):
+                    continue
                 elif a.tool_id == b.tool_id:
                     g.out[a.id].append(Edge(a.id, b.id, "same_tool", WEIGHTS["same_tool"]))
-                elif a.category == b.category:
+                elif a.category == b.category or is_placeholder(a) or is_placeholder(b):
                     g.out[a.id].append(Edge(a.id, b.id, "same_category", WEIGHTS["same_category"]))
         return g
 

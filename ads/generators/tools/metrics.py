@@ -84,7 +84,14 @@ def evaluation_report(records: list[dict[str, Any]], threshold: float) -> dict[s
             "mean_quality_ok": overall is not None and overall >= threshold,
             "failed_gates": dict(gates.most_common()),
             "repairs": sum(int(r["metadata"].get("repairs", 0)) for r in records),
-            "repaired_to_pass": sum(1 for r in records if r.get("passed") and r["metadata"].get("repairs", 0) > 0)}
+            "repaired_to_pass": sum(1 for r in records if r.get("passed") and r["metadata"].get("repairs", 0) > 0),
+            # the seed's end-to-end figures: how many conversations needed at least one repair, and which kind
+            "needed_repair": sum(1 for r in records if r["metadata"].get("repairs", 0) > 0),
+            "needed_repair_rate": round(sum(1 for r in records if r["metadata"].get("repairs", 0) > 0) / len(records), 4)
+            if records else None,
+            "repair_kinds": dict(Counter(k for r in records for k in r["metadata"].get("repair_kinds", []) if k)),
+            "templated_turns": sum(1 for r in records for v in (r["metadata"].get("turn_sources") or {}).values()
+                                   if v != "model")}
 
 
 def inspect_lines(rec: dict[str, Any], verbose: bool = False) -> list[str]:

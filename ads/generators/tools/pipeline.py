@@ -2,6 +2,15 @@
 
 Kept apart from the run loop so that `tools evaluate --repair` can repair a conversation read
 back from a JSONL with exactly the code that generated it (the plan is stored in its metadata).
+
+The repair loop follows the design document (issue 24): a conversation that fails a gate gets up
+to `max_repairs` repairs. The first is surgical when the failure points at prose turns (a turn
+written by code, a user turn in the assistant's voice, low naturalness or task completion, a
+repeated opening): only those turns are rewritten, with the validators' reasons and the judge's
+scores and rationale quoted in the prompt (`turns.feedback_text`). Every later repair, and the
+first when the calls themselves are wrong (structure, low tool correctness), rebuilds the whole
+conversation with that feedback in the user proxy's and the final answer's prompts. A chain
+that joins unrelated tools is never repaired: the plan is the problem, and no rewrite changes it.
 """
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ from ads.generators.tools.memory import CorpusMemory
 from ads.generators.tools.quality import RECORD_SCHEMA, StructuralValidator, ToolJudge, gates
 from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ChainPlan, ChainSampler
+from ads.generators.tools.turns import ChainValidator, TurnValidator, feedback_text, repair_targets
 from ads.quality import NoveltyFilter, ValidatorSuite, build_validators
 from ads.quality.validators import JsonSchemaValidator
 from models.base import Model
@@ -59,7 +69,7 @@ class ToolUsePipeline:
     def __init__(self, built: Built, model: Model, *, judge_model: Model | None = None, seed: int = 0,
                  mode: str = "mixed", min_steps: int = 2, max_steps: int = 3, candidates: int = 4,
                  corpus_memory: bool = True, embedder: Any | None = None, evaluate: bool = True,
-                 threshold: float = 3.5, max_repairs: int = 1, novelty_threshold: float | None = 0.8,
+                 threshold: float = 3.5, max_repairs: int = 2, novelty_threshold: float | None = 0.8,
                  validators: list[Any] | None = None, settings: DialogueSettings | None = None,
                  use_examples: bool = False, user_model: Model | None = None, judge_attempts: int = 2,
                  memory_k: int = 3):
@@ -74,7 +84,8 @@ class ToolUsePipeline:
         self.use_examples = use_examples
         self.structure = StructuralValidator(built.reg)
         extra = build_validators(validators or [], judge_model=judge_model or model, embedder=embedder)
-        self.suite = ValidatorSuite([JsonSchemaValidator("record_schema", RECORD_SCHEMA), self.structure, *extra])
+        self.suite = ValidatorSuite([JsonSchemaValidator("record_schema", RECORD_SCHEMA), self.structure,
+                                     ChainValidator(built.reg, built.projected), TurnValidator(), *extra])
         self.novelty = NoveltyFilter(novelty_threshold, k=3) if novelty_threshold else None
 
     # --- planning with steering ------------------------------------------------------------
@@ -132,17 +143,36 @@ class ToolUsePipeline:
     def assess(self, rec: dict[str, Any], *, novelty: bool = True) -> dict[str, Any]:
         return self.conclude(rec, *self.check(rec), novelty=novelty)
 
-    def attempt(self, conv_id: str, plan: ChainPlan, attempt: int, example: str | None) -> dict[str, Any]:
-        """Build and check one attempt (no novelty): what an executor worker computes. `counts` holds the
-        builder counters this attempt raised, in the order they were first raised."""
+    def attempt(self, conv_id: str, plan: ChainPlan, attempt: int, example: str | None,
+                prev: dict[str, Any] | None = None, repair_no: int = 0) -> dict[str, Any]:
+        """Build (prev None) or repair (prev: the last attempt, with its failures and scores) and check one
+        attempt, without novelty: what an executor worker computes. Repair 1 is surgical when
+        `repair_targets` names turns; otherwise, and for every later repair, the whole conversation is
+        rebuilt with the feedback. `counts` holds the builder counters this attempt raised."""
         saved, self.builder.counts = self.builder.counts, Counter()
         try:
-            rec = self.builder.build(conv_id, plan, attempt, example)
+            if prev is None:
+                rec = self.builder.build(conv_id, plan, attempt, example)
+            else:
+                fb = feedback_text(prev["failed"], prev["reasons"], prev["scores"], self.threshold)
+                targets = repair_targets(prev["rec"], prev["failed"], prev["scores"], self.threshold) \
+                    if repair_no == 1 else None
+                if targets:
+                    rec = self.builder.revise(prev["rec"], targets, fb, attempt, example)
+                    rec["metadata"]["repair"] = {"kind": "surgical", "turns": targets, "feedback": fb}
+                else:
+                    rec = self.builder.build(conv_id, plan, attempt, example, feedback=fb)
+                    rec["metadata"]["repair"] = {"kind": "rewrite", "feedback": fb}
             failed, reasons, scores = self.check(rec)
         finally:
             delta, self.builder.counts = self.builder.counts, saved
             saved.update(delta)
         return {"rec": rec, "failed": failed, "reasons": reasons, "scores": scores, "counts": dict(delta)}
+
+    def _fails(self, a: dict[str, Any]) -> bool:
+        """The gates without the novelty check (which can only add a failure)."""
+        structure_ok = "structure" not in a["failed"] and "record_schema" not in a["failed"]
+        return bool(gates(structure_ok, a["failed"], a["scores"], self.threshold))
 
     def speculate(self, conv_id: str, plan: ChainPlan, start_attempt: int = 0,
                   max_repairs: int | None = None) -> list[dict[str, Any]]:
@@ -151,44 +181,62 @@ class ToolUsePipeline:
         the next attempt itself only when novelty rejects the last one."""
         max_repairs = self.max_repairs if max_repairs is None else max_repairs
         example = self.example_for(conv_id, plan)
-        out = []
-        for attempt in range(start_attempt, start_attempt + 1 + max_repairs):
-            a = self.attempt(conv_id, plan, attempt, example)
+        out: list[dict[str, Any]] = []
+        prev = None
+        for k in range(1 + max_repairs):
+            a = self.attempt(conv_id, plan, start_attempt + k, example, prev=prev, repair_no=k)
             out.append(a)
-            structure_ok = "structure" not in a["failed"] and "record_schema" not in a["failed"]
-            if not gates(structure_ok, a["failed"], a["scores"], self.threshold):
+            if not self._fails(a) or "chain" in a["failed"]:
                 break
+            prev = a
         return out
 
     def produce(self, conv_id: str, plan: ChainPlan, start_attempt: int = 0,
-                max_repairs: int | None = None, precomputed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                max_repairs: int | None = None, precomputed: list[dict[str, Any]] | None = None,
+                initial: dict[str, Any] | None = None) -> dict[str, Any]:
         """The repair loop. `precomputed`: attempts made elsewhere by speculate() (an executor worker);
-        their counters are added here as if this builder had made them."""
+        their counters are added here as if this builder had made them. `initial` (tools evaluate
+        --repair): an attempt already made and concluded, numbered `start_attempt`; only repairs follow."""
         example = self.example_for(conv_id, plan)
         max_repairs = self.max_repairs if max_repairs is None else max_repairs
         before = Counter(self.builder.counts)
-        best, tried = None, 0
-        for k, attempt in enumerate(range(start_attempt, start_attempt + 1 + max_repairs)):
-            tried += 1
-            if precomputed is not None and k < len(precomputed):
-                a = precomputed[k]
-                self.builder.counts.update(a["counts"])
-            else:
-                a = self.attempt(conv_id, plan, attempt, example)
-            rec = self.conclude(a["rec"], a["failed"], a["reasons"], a["scores"])
-            if best is None or _rank(rec) > _rank(best):
-                best = rec
-            if rec["passed"]:
-                break
+        best, prev, last_k, kinds = None, None, 0, []
+        first = 0
+        if initial is not None:
+            best, prev, first = initial["rec"], initial, 1
+        if best is None or not best.get("passed"):
+            for k in range(first, 1 + max_repairs):
+                if prev is not None and "chain" in prev["failed"]:
+                    break  # the plan joins unrelated tools: no repair of the text can fix that
+                if precomputed is not None and k < len(precomputed):
+                    a = precomputed[k]
+                    self.builder.counts.update(a["counts"])
+                else:
+                    a = self.attempt(conv_id, plan, start_attempt + k, example, prev=prev, repair_no=k)
+                rec = self.conclude(a["rec"], a["failed"], a["reasons"], a["scores"])
+                last_k = k
+                if k > 0:
+                    kinds.append(rec["metadata"].get("repair", {}).get("kind"))
+                if best is None or _rank(rec) > _rank(best):
+                    best = rec
+                if rec["passed"]:
+                    break
+                # the next repair hears about novelty only when nothing else failed (as speculate() does)
+                prev = a if self._fails(a) else {**a, "failed": rec["validation"]["failed"]}
         assert best is not None
-        best["metadata"]["repairs"] = tried - 1
+        best["metadata"]["repairs"] = last_k
+        best["metadata"]["repair_kinds"] = kinds
         best["metadata"]["counts"] = dict(Counter(self.builder.counts) - before)
         if best["passed"] and self.novelty is not None:
-            first = next(m["content"] for m in best["messages"] if m["role"] == "user")
-            self.novelty.add(conv_id, first)
+            first_user = next(m["content"] for m in best["messages"] if m["role"] == "user")
+            self.novelty.add(conv_id, first_user)
         return best
 
 
 def _rank(rec: dict[str, Any]) -> tuple:
+    """Which attempt to keep when none passes: a passed one, else one whose only failure is a repeated
+    opening (its text is sound), else one that passes the validators, else the judge's favourite."""
     js = rec.get("judge_scores") or {}
-    return (bool(rec.get("passed")), rec["validation"]["passed"], js.get("mean_score") or 0.0)
+    failed = rec["validation"]["failed"]
+    return (bool(rec.get("passed")), not [f for f in failed if f != "novelty"], not failed,
+            js.get("mean_score") or 0.0)

@@ -5,7 +5,8 @@ Modes:
 * `multi_tool`: a walk that must reach at least two tools (cross-tool edges weighted up);
 * `clarification_first`: a sequential chain whose first endpoint has a required parameter the
   user leaves out, so the assistant must ask for it before calling anything;
-* `parallel`: 2-3 endpoints with no data dependency between them, called in one assistant turn;
+* `parallel`: 2-3 endpoints of one domain with no data dependency between them, called in one
+  assistant turn;
 * `mixed`: one of the four above, drawn per conversation.
 
 Every draw comes from `random.Random(f"{seed}:{index}:{candidate}")` and every neighbour list
@@ -17,7 +18,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ads.generators.tools.graph import Edge, ProjectedGraph
+from ads.generators.tools.graph import Edge, ProjectedGraph, same_domain
 from ads.generators.tools.registry import ToolRegistry
 
 MODES = ("sequential", "multi_tool", "clarification_first", "parallel")
@@ -134,8 +135,10 @@ class ChainSampler:
     def _parallel(self, rng: random.Random) -> ChainPlan | None:
         k = rng.randint(2, max(2, min(3, self.max_steps)))
         start = rng.choice(self.graph.endpoints)
-        cat = self.reg.endpoints[start].category
-        pool = [e for e in self.graph.endpoints if e != start and self.reg.endpoints[e].category == cat]
+        first = self.reg.endpoints[start]
+        # one domain: a shared real category, or a shared topic where the category is a placeholder
+        pool = [e for e in self.graph.endpoints if e != start and self.reg.endpoints[e].category == first.category
+                and same_domain(first, self.reg.endpoints[e])]
         rng.shuffle(pool)
         chain = [start]
         for cand in pool:
@@ -143,7 +146,7 @@ class ChainSampler:
                 break
             dependent = any((x := self.graph.edge(a, b)) is not None and x.kind == "data_flow"
                             for c in chain for a, b in ((c, cand), (cand, c)))
-            if not dependent:
+            if not dependent and all(same_domain(self.reg.endpoints[c], self.reg.endpoints[cand]) for c in chain):
                 chain.append(cand)
         if len(chain) < 2:
             return None
