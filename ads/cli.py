@@ -139,6 +139,7 @@ EXTRA_COMMANDS: list[tuple[str, str, str]] = [
     ("evolve", "ads.generators.self_evolving:main", "self-evolving benchmark with flag-style knobs (--accept-target ...)"),
     ("export", "ads.export.cli:export_main", "export a run (any generator) as a Hugging Face dataset with a card"),
     ("show", "ads.export.cli:show_main", "print sample records of a run (any generator), accepted or --rejected"),
+    ("judge-check", "ads.quality.calibration:main", "does the config's judge separate planted good from bad items? (AUC per use)"),
 ]
 
 

@@ -20,7 +20,7 @@ from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ChainPlan, ChainSampler
 from ads.generators.tools.turns import (ChainValidator, TurnValidator, feedback_text, repair_targets, turn_issues)
 from models.fake import FakeModel
-from test_tool_use import TOOLBENCH, HashEmbedder, fill, opening_from, prose
+from test_tool_use import TOOLBENCH, HashEmbedder, fill, prose
 
 ROOT = Path(__file__).resolve().parents[2]
 # a clean, model-written two-step chain in one tool (data flow: list -> recipe by id)

@@ -291,7 +291,7 @@ class ConversationBuilder:
         hint = f"\nDo not mention the {o['withheld']}; the assistant will ask for it." if o["withheld"] else ""
         style = f"\nHow real users write (different topic): \"{example[:240]}\"" if example else ""
         if feedback:
-            hint += (f"\nAn earlier message was rejected" + (f" (\"{previous[:200]}\")" if previous else "")
+            hint += ("\nAn earlier message was rejected" + (f" (\"{previous[:200]}\")" if previous else "")
                      + f": {feedback[:400]}\nWrite it again as the person asking, not as the assistant.")
         opening = self._text(
             self.user, "You are a person chatting with an AI assistant that can look things up online. You write "
