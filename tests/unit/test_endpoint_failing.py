@@ -81,7 +81,7 @@ def test_judge_and_perspectives_engine():
     with pytest.raises(EndpointFailingError):
         Judge(Raising(EndpointFailingError("circuit open"))).judge(instruction="i", response="r")
     assert not Judge(Raising(ModelError("bad"))).judge(instruction="i", response="r").ok
-    me = types.SimpleNamespace(retry=types.SimpleNamespace(max_attempts=3), model=Raising(EndpointFailingError("open")),
+    me = types.SimpleNamespace(retry=types.SimpleNamespace(max_attempts=3), client_retries=False, model=Raising(EndpointFailingError("open")),
                                max_tokens=8, seed=0)
     with pytest.raises(EndpointFailingError):
         Engine.call(me, MSG, usage=None, sample_id="s", temperature=0.0)
