@@ -279,7 +279,9 @@ def load_file(path: str | Path, fmt: str | None = None) -> IngestResult:
     if not text.strip():
         raise ToolFileError(f"{path}: empty file (expected ToolBench, NESTFUL or OpenAI tool JSON)")
     try:
-        data = json.loads(text)
+        from models.structured import loads_bounded  # deep nesting: a JSON error, not a RecursionError
+
+        data = loads_bounded(text)
     except json.JSONDecodeError as e:
         raise ToolFileError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     fmt = fmt or detect_format(data)
