@@ -265,7 +265,13 @@ def finish(cfg: ToolUseConfig, ctx: Any, built: Built, records: list[dict[str, A
     from ads.export.at_end import export_at_end
 
     export_at_end(ctx, {"evaluation": report, "diversity": div})  # RUN_DIR/export (HF dataset + card), W&B
+    # main.py judge-check's last verdict on this judge (issue 24): None when it was never checked
+    from ads.quality.calibration import separates
+
+    judge_name = (cfg.judge or cfg.model).name
+    judge_ok = separates(cfg.results_dir, judge_name, "tool_use") if cfg.evaluate else None
     summary = ctx.finish({"conversations": len(records), "output": str(out_path), "passed": report["passed"],
+                          "judge_separates": judge_ok,
                           "pass_rate": report["pass_rate"], "mean_score": report["mean_score"],
                           "mean_quality_ok": report["mean_quality_ok"], "evaluation": report, "diversity": div,
                           "coverage": cov, "counts": counts, "generation_s": round(elapsed, 1)})
@@ -280,6 +286,11 @@ def finish(cfg: ToolUseConfig, ctx: Any, built: Built, records: list[dict[str, A
                   str(ms["tool_correctness"]), str(ms["task_completion"]), str(ms["naturalness"]),
                   str(report["repairs"]), json.dumps(report["failed_gates"])]])
     print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    if judge_ok is False:
+        print(f"warning: judge-check found that the judge {judge_name} does not separate good from bad "
+              f"conversations (see {cfg.results_dir}/judge_check/); its scores gate on noise", file=sys.stderr)
+    elif cfg.evaluate and judge_ok is None:
+        print(f"note: the judge {judge_name} has not been checked; run main.py judge-check on this config")
     led = summary["ledger"]["run"]
     print(f"ledger: {led['model_calls']} model calls ({led['cached_calls']} cached), {led['total_tokens']} tokens; "
           f"{len(records)} conversations in {out_path} ({elapsed:.0f} s)")

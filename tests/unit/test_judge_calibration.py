@@ -149,3 +149,23 @@ def test_bad_input_is_one_line_and_exit_2(argv, needle, monkeypatch, capsys):
     assert _cli(argv, monkeypatch, FLAT) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+def test_a_tool_use_run_says_when_its_judge_failed_the_check(tmp_path, monkeypatch, capsys):
+    from test_tool_use import HashEmbedder, _cfg, schema_model
+
+    from ads.generators.tool_use import run
+    from ads.run import RunContext
+
+    cfg = _cfg(tmp_path, n=1)
+    m = schema_model(1)
+    s = run(cfg, RunContext.create(cfg, run_dir=tmp_path / "a"), model=m, judge_model=m, embedder=HashEmbedder(),
+            progress=False)
+    assert s["judge_separates"] is None and "has not been checked" in capsys.readouterr().out
+    d = Path(cfg.results_dir) / "judge_check"
+    d.mkdir(parents=True)
+    (d / "x.json").write_text(json.dumps({"judge_model": cfg.model.name, "reports": [
+        {"use": "tool_use", "separates": False}]}))
+    s = run(cfg, RunContext.create(cfg, run_dir=tmp_path / "b"), model=m, judge_model=m, embedder=HashEmbedder(),
+            progress=False)
+    assert s["judge_separates"] is False and "does not separate" in capsys.readouterr().err
