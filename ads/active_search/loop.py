@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ads.active_search.instruction_sets import Instruction, Task, TasksConfig, build_task_sets
 from ads.active_search.lora import LoraUpdateConfig, LoraUpdates, check_lora_config
-from ads.active_search.planning import ExemplarMemory, Optimizer, plan_json, task_key
+from ads.active_search.planning import ExemplarMemory, Optimizer, plan_json, task_key, task_relative
 from ads.active_search.policy import Answer, Policy
 from ads.active_search.training_data import new_rows, rows_from_observations
 from ads.config import ConfigError, ModelConfig, RunConfig, Strict
@@ -213,7 +213,8 @@ class ActiveDataSearch:
         keys = {t.id: task_key(t) for t in self.trained}
         for r in self.trajectories:
             if r.get("to_memory") and r["task_id"] in keys:
-                self.memory.add(r["task_id"], keys[r["task_id"]], plan_json(r["calls"]),
+                task = self.trained[pos[r["task_id"]]]
+                self.memory.add(r["task_id"], keys[r["task_id"]], plan_json(task_relative(r["calls"], task)),
                                 version=(r["iteration"], pos[r["task_id"]]))
         self.datasets = {}
         for r in self.training_data:
@@ -293,7 +294,7 @@ class ActiveDataSearch:
             if rec["id"] not in done:
                 self.trajectories.append(rec)
             if rec["to_memory"]:
-                self.memory.add(task.id, task_key(task), plan_json(rec["calls"]), version=version)
+                self.memory.add(task.id, task_key(task), plan_json(task_relative(rec["calls"], task)), version=version)
         return records
 
     def train_metrics(self, it: int, rows: list[dict[str, Any]]) -> dict[str, Any]:

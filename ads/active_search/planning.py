@@ -82,6 +82,24 @@ class ExemplarMemory:
         return [(k, plan) for _, _, k, plan in scored[:n]]
 
 
+def task_relative(calls: list[dict[str, Any]], task: Task, share: float = 0.5) -> list[dict[str, Any]]:
+    """The plan as an exemplar for other tasks: a text argument that mostly quotes its own task's
+    train instructions is written as `{task}`.
+
+    A small optimizer copies the plans it is shown; "Edith Wharton" copied into a task about
+    Humphry Davy fetches the wrong article, while `{task}` copied fetches the right one. What is
+    kept is *which* call helped and that its argument was the task's own text."""
+    words = _words(task.query_text(4000))
+    out = []
+    for c in calls:
+        args = {}
+        for k, v in (c.get("arguments") or {}).items():
+            w = _words(v) if isinstance(v, str) else set()
+            args[k] = "{task}" if w and len(w & words) / len(w) >= share else v
+        out.append({**c, "arguments": args})
+    return out
+
+
 def describe_apis(registry: ApiRegistry, max_arg_chars: int = 160) -> str:
     """The API menu with each call's cost and its arguments' bounds (as the schema enforces them)."""
     lines = []

@@ -52,6 +52,9 @@ def test_two_iteration_task_level_run_writes_every_output(tmp_path, smollm_path)
     tasks = json.loads((d / "tasks.json").read_text())
     assert len(tasks["trained"]) == 2 and len(tasks["held_out"]) == 1
     assert all(len(t["train"]) == 2 and len(t["held_out"]) == 2 for t in tasks["trained"] + tasks["held_out"])
+    from ads.downstream.evalset import is_heldout  # checked, not assumed: no task article is a fine-tuning eval one
+
+    assert not any(is_heldout(s) for t in tasks["trained"] + tasks["held_out"] for s in t["sources"])
 
     ev = json.loads((d / "evaluation_results.json").read_text())
     m = ev["final"]["methods"]

@@ -306,3 +306,39 @@ def test_the_grammar_llama_cpp_compiles_from_the_schema_allows_only_in_range_int
     grammar = json_schema_to_gbnf(json.dumps(trajectory_schema(ApiRegistry([Retrieval()]), max_calls=1)))
     rule = next(line for line in grammar.splitlines() if "top-k" in line and "::=" in line and '"1"' in line)
     assert [f'"{n}"' in rule for n in range(1, 7)] == [True] * 5 + [False]
+
+
+def test_exemplars_are_task_relative_so_a_concrete_query_transfers_to_other_tasks(tmp_path):
+    from ads.active_search.planning import task_relative
+
+    t = make_task(0, "alpha")
+    calls = [{"name": "information_retrieval", "arguments": {"query": "kw-alpha question", "top_k": 2}},
+             {"name": "demonstration_generation", "arguments": {"topic": "unrelated words"}}]
+    assert [c["arguments"] for c in task_relative(calls, t)] == [{"query": "{task}", "top_k": 2},
+                                                                 {"topic": "unrelated words"}]
+
+    def concrete(messages, kw):  # in training, sample 0 searches with its own task's key, never {task}
+        shown = re.findall(r"Plan: (\{.*\})", messages[-1]["content"])
+        if shown:
+            return shown[0]
+        key = re.findall(r"Key (kw-\w+)", messages[-1]["content"])[0]
+        if str(kw["sample_id"]).endswith(":s0"):
+            return json.dumps({"calls": [{"name": "information_retrieval", "arguments": {"query": key}}]})
+        return json.dumps({"calls": []})
+
+    _, _, ev = run_once(tmp_path, optimizer=concrete)
+    assert ev["final"]["methods"]["learned"]["by_split"]["new"] == 1.0
+
+
+def test_rows_from_fine_tuning_evaluation_articles_are_left_out_of_the_export(tmp_path, monkeypatch):
+    """A fine-tuned model is scored on the evaluation pool (ads.downstream.evalset): an ADS export that
+    fetched one of those articles must not carry it into training."""
+    pool = next(f"doc-x{n}" for n in range(1000) if is_heldout(f"doc-x{n}"))
+    monkeypatch.setitem(SRC, "alpha", pool)
+    ctx, summary, _ = run_once(tmp_path)
+    assert summary["export"]["dropped_eval_overlap"] == 1 and summary["export"]["rows"] == 2
+    from datasets import load_from_disk
+
+    assert pool not in set(load_from_disk(str(ctx.run_dir / "training_dataset"))["source"])
+    assert "1 rows whose article is in the downstream fine-tuning evaluation pool" in \
+        (ctx.run_dir / "training_dataset" / "README.md").read_text()
