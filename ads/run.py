@@ -93,7 +93,7 @@ class RunContext:
             if cache is not None:
                 cache.close()
             raise
-        resolved = cfg.model_dump(mode="json")
+        resolved = cfg.model_dump(mode="json", by_alias=True)  # as written: aliased keys (`schema:`) validate again
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg.model_validate(scrub(resolved))))
         prev = read_json(run_dir / "run_info.json", {}) or {}
         atomic_write_json(run_dir / "run_info.json", {

@@ -133,7 +133,10 @@ class LlamaCppModel:
             raise ModelError(f"GGUF file not found: {self.path}")
         self.model_id = model_id or self.path.stem
         self.n_ctx = n_ctx
-        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
+        threads = n_threads or os.cpu_count() or 1
+        # prompt processing gets the same thread count: llama-cpp-python would otherwise use every
+        # core for it, and a run limited to 1 thread beside other work then spins on a busy core
+        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          n_batch=n_batch, verbose=verbose, seed=0)
         if reuse_prefix is None:
             reuse_prefix = probed_split_invariant(self.llm, self.path)

@@ -166,3 +166,20 @@ def test_parse_json_checks_what_grammars_cannot():
     assert obj is None and "schema violation at n" in err
     assert parse_json("no json here", schema)[1] == "no JSON object in the output"
     assert parse_json('{"n": ', schema)[1].startswith("invalid JSON")
+
+
+def test_a_config_with_aliased_keys_is_saved_as_written_and_reloads(tmp_path):
+    """validators' `schema:` is an alias (schema_ in Python); the saved config.yaml must validate again."""
+    from pydantic import Field
+
+    from ads.config import RunConfig, load_config
+    from ads.run import RunContext
+
+    class Aliased(RunConfig):
+        schema_: dict = Field(default_factory=dict, alias="schema")
+
+    cfg = Aliased.model_validate({"schema": {"type": "object"}, "results_dir": str(tmp_path),
+                                  "tracking": {"wandb": False}, "cache": {"enabled": False}})
+    ctx = RunContext.create(cfg)
+    assert load_config(Aliased, ctx.run_dir / "config.yaml").schema_ == {"type": "object"}
+    ctx.abort()
