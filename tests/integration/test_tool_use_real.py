@@ -67,6 +67,12 @@ def test_real_model_run_is_valid_resumable_and_replays_identically(tmp_path, cap
                            "failed_gates", "judge_model"}
         assert js["judge_model"] == "smollm2-135m" and isinstance(r["passed"], bool)
         assert all(m["content"].strip() for m in r["messages"] if m["role"] != "tool")
+        # issue 24: who wrote every user/assistant turn is recorded, and code-written text never passes
+        sources = r["metadata"]["turn_sources"]
+        assert set(sources) == {str(i) for i, m in enumerate(r["messages"]) if m["role"] != "tool"}
+        assert set(sources.values()) <= {"model", "fallback", "appended"}
+        if set(sources.values()) != {"model"}:
+            assert not r["passed"] and "turns" in r["validation"]["failed"]
     led = summary["ledger"]["run"]
     assert led["model_calls"] >= 7 and led["cached_calls"] == 0  # opening, 2 x (say, args), final, judge
     assert "[coverage] Domain distribution" in capsys.readouterr().out
