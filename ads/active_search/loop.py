@@ -287,10 +287,15 @@ class ActiveDataSearch:
                                                          if r["id"] not in {x["id"] for x in
                                                                             self.datasets.get(task.id, [])})
         had_data = bool(self.dataset(task.id, it))
+        data_hurt = any(r["gain"] < 0 for r in valid if r["calls"])
+        already_right = bool(samples) and samples[0]["score_before"] >= 0.5
         for rec in records:
-            # "fetch nothing" after a data plan means "nothing more needed", not "data does not help":
-            # the memory keeps showing the plan that acquired the task's data
-            rec["to_memory"] = rec["accepted"] and (bool(rec["calls"]) or not had_data)
+            # An accepted empty plan is an example for other tasks only when it was a finding: data
+            # was tried and hurt, or the policy already answers. "Nothing tried helped" on a task the
+            # policy fails is not a lesson (shown as one, it taught the optimizer to stop fetching);
+            # nor is "nothing more needed" after a data plan: the memory keeps showing that plan.
+            empty_lesson = (data_hurt or already_right) and not had_data
+            rec["to_memory"] = rec["accepted"] and (bool(rec["calls"]) or empty_lesson)
             if rec["id"] not in done:
                 self.trajectories.append(rec)
             if rec["to_memory"]:

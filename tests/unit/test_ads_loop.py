@@ -342,3 +342,19 @@ def test_rows_from_fine_tuning_evaluation_articles_are_left_out_of_the_export(tm
     assert pool not in set(load_from_disk(str(ctx.run_dir / "training_dataset"))["source"])
     assert "1 rows whose article is in the downstream fine-tuning evaluation pool" in \
         (ctx.run_dir / "training_dataset" / "README.md").read_text()
+
+
+def test_an_empty_plan_is_a_lesson_for_other_tasks_only_when_data_hurt_or_was_not_needed(tmp_path):
+    def unhelped(messages, kw):  # data never changes the answer: nothing tried helped
+        return "I do not know"
+
+    def hurt(messages, kw):  # right without data, confused by it
+        return "I do not know" if "Reference material" in messages[-1]["content"] else \
+            re.findall(r"kw-(\w+)", messages[-1]["content"])[-1].title()
+
+    for name, fn, lesson in (("unhelped", unhelped, False), ("hurt", hurt, True)):
+        ctx, _, _ = run_once(tmp_path / name, policy=fn, iterations=1)
+        recs = JsonlStore(ctx.run_dir / "trajectories.jsonl").read()
+        accepted = [r for r in recs if r["accepted"]]
+        assert len(accepted) == 3 and all(r["calls"] == [] for r in accepted)
+        assert all(r["to_memory"] is lesson for r in accepted), name
