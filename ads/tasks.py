@@ -46,6 +46,18 @@ class Task:
         return asdict(self)
 
 
+def check_family_counts(v: dict[str, int] | None, families: tuple[str, ...]) -> dict[str, int] | None:
+    """Known family names and whole counts >= 0, checked when the config loads, so a typo fails
+    before any model is loaded or file written (a -1 once meant "all but the last" by slicing)."""
+    unknown = sorted(set(v or {}) - set(families))
+    if unknown:
+        raise ValueError(f"unknown family {unknown}; choose from {list(families)}")
+    bad = {k: n for k, n in (v or {}).items() if not isinstance(n, int) or isinstance(n, bool) or n < 0}
+    if bad:
+        raise ValueError(f"task counts must be whole numbers >= 0, got {bad}")
+    return v
+
+
 class TasksConfig(Strict):
     families: dict[str, int] = {"wiki_name": 4, "wiki_cloze": 4, "gsm8k": 4}  # training tasks per family
     test_families: dict[str, int] | None = None  # held-out tasks per family; None: the same counts
@@ -55,11 +67,7 @@ class TasksConfig(Strict):
     @field_validator("families", "test_families")
     @classmethod
     def _known(cls, v: dict[str, int] | None) -> dict[str, int] | None:
-        # Checked when the config loads, so a typo fails before any model is loaded or file written.
-        unknown = sorted(set(v or {}) - set(FAMILIES))
-        if unknown:
-            raise ValueError(f"unknown family {unknown}; choose from {list(FAMILIES)}")
-        return v
+        return check_family_counts(v, FAMILIES)
 
     @field_validator("test_families")
     @classmethod

@@ -30,7 +30,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ads.config import ConfigError, Strict
 from ads.store import jsonl_lines
-from ads.tasks import normalize, score_gsm8k, score_label, score_name, score_number, token_f1
+from ads.tasks import (_mask_title, check_family_counts, normalize, score_gsm8k, score_label, score_name,
+                       score_number, token_f1)
 from apis.corpus import Document
 
 FAMILIES = ("wiki", "gsm8k", "topic", "user")
@@ -93,14 +94,7 @@ class TasksConfig(Strict):
     @field_validator("families", "test_families")
     @classmethod
     def _known_and_counts(cls, v: dict[str, int] | None) -> dict[str, int] | None:
-        # Checked when the config loads, so a typo fails before any model is loaded or file written.
-        unknown = sorted(set(v or {}) - set(FAMILIES))
-        if unknown:
-            raise ValueError(f"unknown family {unknown}; choose from {list(FAMILIES)}")
-        bad = {k: n for k, n in (v or {}).items() if not isinstance(n, int) or isinstance(n, bool) or n < 0}
-        if bad:
-            raise ValueError(f"task counts must be whole numbers >= 0, got {bad}")
-        return v
+        return check_family_counts(v, FAMILIES)
 
     @model_validator(mode="after")
     def _consistent(self) -> "TasksConfig":
@@ -154,14 +148,6 @@ _NAME = re.compile(r"(?<![\w.])([A-Z][a-z]{2,}(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z]
 NAME_DIRECTIVE = "Name the subject described below. Answer with the name only."
 NUMBER_DIRECTIVE = "Fill in the blank with the missing number. Answer with the number only."
 ENTITY_DIRECTIVE = "Fill in the blank with the missing name. Answer with the name only."
-
-
-def _mask_title(text: str, title: str) -> str:
-    out = text
-    for variant in {title, title.split(" (")[0]}:
-        if len(variant) >= 3:
-            out = re.sub(re.escape(variant), "___", out, flags=re.I)
-    return out
 
 
 def article_instructions(doc: Document, rng: random.Random) -> list[Instruction]:

@@ -173,14 +173,9 @@ def encode_chat_example(tokenizer: Any, ex: ChatExample, max_len: int) -> tuple[
 
 def encode_examples(tokenizer: Any, examples: list[ChatExample], max_len: int) -> tuple[list[dict], dict[str, int]]:
     """Encode all; an example longer than max_len is dropped and counted."""
-    out, stats = [], {"examples": len(examples), "ok": 0, "too_long": 0}
-    for ex in examples:
-        enc, status = encode_chat_example(tokenizer, ex, max_len)
-        stats[status] += 1
-        if enc is not None:
-            out.append(enc)
-    stats["used"] = len(out)
-    return out, stats
+    from ads.downstream.data import encode_counting
+
+    return encode_counting(examples, lambda ex: encode_chat_example(tokenizer, ex, max_len), ("ok", "too_long"))
 
 
 # --- training and serving ---------------------------------------------------------------------

@@ -200,15 +200,22 @@ def encode_example(tokenizer: Any, ex: SFTExample, max_len: int) -> tuple[dict[s
     return {"input_ids": ids, "labels": labels}, ("truncated" if len(p_ids) + len(a_ids) > max_len else "ok")
 
 
-def encode_all(tokenizer: Any, examples: list[SFTExample], max_len: int) -> tuple[list[dict[str, list[int]]],
-                                                                                   dict[str, int]]:
-    out, stats = [], {"examples": len(examples), "ok": 0, "truncated": 0, "too_long": 0}
+def encode_counting(examples: list[Any], encode: Any, statuses: tuple[str, ...]) -> tuple[list[dict], dict[str, int]]:
+    """Encode each example (encode(ex) -> (encoding or None, status)), counting statuses; None is dropped."""
+    out, stats = [], {"examples": len(examples), **{s: 0 for s in statuses}}
     for ex in examples:
-        enc, status = encode_example(tokenizer, ex, max_len)
+        enc, status = encode(ex)
         stats[status] += 1
         if enc is not None:
             out.append(enc)
     stats["used"] = len(out)
+    return out, stats
+
+
+def encode_all(tokenizer: Any, examples: list[SFTExample], max_len: int) -> tuple[list[dict[str, list[int]]],
+                                                                                   dict[str, int]]:
+    out, stats = encode_counting(examples, lambda ex: encode_example(tokenizer, ex, max_len),
+                                 ("ok", "truncated", "too_long"))
     if not out:
         raise FinetuneDataError(f"every example's prompt is longer than train.max_len={max_len} tokens; "
                                 f"raise max_len or shorten the prompts")
