@@ -192,7 +192,7 @@ class RunContext:
                    "wall_s": round(time.time() - self.started, 1), "ledger": self.ledger.summary()}
         atomic_write_json(self.run_dir / "ledger_summary.json", self.ledger.summary())
         atomic_write_json(self.run_dir / "summary.json", summary)
-        self.tracker.summary({k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
+        self.tracker.summary(summary)  # nested figures flattened to a/b/c keys
         self.tracker.finish()
         self.close_executor()
         if self.cache is not None:

@@ -73,6 +73,18 @@ def scrub(obj: Any) -> Any:
     return obj
 
 
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float | int | bool | str]:
+    """Every scalar in a nested dict as `a/b/c` -> value (lists and None are skipped)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}/{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, key))
+        elif isinstance(v, (int, float, bool, str)):
+            out[key] = v
+    return out
+
+
 class Tracker:
     def __init__(self, run_dir: Path, run_id: str, cfg: TrackingConfig, config_dict: dict[str, Any],
                  resume: bool = False):
@@ -129,11 +141,11 @@ class Tracker:
                 self.wandb_run = None
 
     def summary(self, values: dict[str, Any]) -> None:
+        """Every scalar of the (nested) summary, as `a/b/c` keys: per-method and per-family figures too."""
         if self.wandb_run is not None:
             try:
-                for k, v in values.items():
-                    if isinstance(v, (int, float, str, bool)):
-                        self.wandb_run.summary[k] = v
+                for k, v in flatten(values).items():
+                    self.wandb_run.summary[k] = v
             except Exception:
                 pass
 

@@ -340,6 +340,7 @@ class ActiveDataSearch:
         training, evaluation = [], []
         if lp.evaluate_before_training:
             evaluation.append(evaluate(self, 0))
+            self.ctx.tracker.log(flatten(evaluation[-1]), step=0)
         for it in range(1, lp.iterations + 1):
             tm = self.train_iteration(it)
             if self.lora.enabled:  # train / load this iteration's adapters and serve them from now on

@@ -49,6 +49,9 @@ def run(cfg: ADSConfig, ctx: RunContext, **components: Any) -> dict[str, Any]:
     atomic_write_json(d / "evaluation_results.json", evaluation)
     export = export_datasets(ctx, list(ads.training_data))
     write_plots(ctx, result)
+    from ads.export.at_end import export_at_end
+
+    export_at_end(ctx, {"final_evaluation": final["methods"], "comparisons": final["comparisons"]})  # + W&B
     summary = ctx.finish({"final_evaluation": {m: {k: v for k, v in s.items() if k not in ("by_family", "by_split")}
                                                for m, s in final["methods"].items()},
                           "comparisons": final["comparisons"], "verdict": lines, "training": result["training"],

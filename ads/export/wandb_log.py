@@ -8,23 +8,13 @@ warning and the run goes on.
 """
 from __future__ import annotations
 
+from ads.tracking import flatten  # noqa: F401  (one flattening for the summary and the export)
+
 from pathlib import Path
 from typing import Any
 
 SAMPLES = 20  # accepted and rejected records each in the sample table
 COLUMNS = ["id", "accepted", "reject_reason", "judge_score", "instruction", "response"]
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float | int | bool | str]:
-    """Every scalar in a nested summary as `a/b/c` -> value (lists are skipped)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}/{k}" if prefix else str(k)
-        if isinstance(v, dict):
-            out.update(flatten(v, key))
-        elif isinstance(v, (int, float, bool, str)) and v is not None:
-            out[key] = v
-    return out
 
 
 def sample_rows(rows: list[dict[str, Any]], n: int = SAMPLES) -> list[list[Any]]:

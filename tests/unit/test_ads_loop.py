@@ -194,6 +194,7 @@ def test_evaluation_has_every_method_paired_with_intervals_and_matched_cost(tmp_
                  "reward.png", "cost.png", "accepted.png", "score.png", "summary.json", "config.yaml", "tasks.json"):
         assert (ctx.run_dir / name).exists(), name
     assert summary["ledger"]["run"]["api_calls"] > 0
+    assert (ctx.run_dir / "export" / "README.md").exists()  # the generic export (docs/export.md) of every run
 
 
 @pytest.mark.parametrize("target", [0.0, 1.0, 2.0, 3.0, 5.0, 7.0])
