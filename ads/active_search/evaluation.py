@@ -4,13 +4,15 @@ Two kinds of held-out instructions:
 - `trained` tasks' held-out instructions: the learned method answers them with the dataset the
   task acquired in training (its cost is what the accepted trajectories spent);
 - `new` tasks (never trained on): the optimizer, with its exemplar memory and the policy's
-  answers on the task's train instructions, writes one greedy trajectory now; its rows are the
-  dataset.
+  answers on the task's train instructions, writes k trajectories now (the first greedy); each is
+  executed and scored on the task's train instructions as in training, and the best one's rows
+  (or none, when the empty plan wins) are the dataset. Every sampled plan's cost counts.
 Methods, all in the same run and on the same instructions:
 - no_data: the policy alone;
 - learned: as above;
 - random: random API calls with arguments cut from the task's train instructions, spending what
-  learned spent on that task (so mean costs match; both are printed);
+  learned spent on that task (so mean costs match; both are printed); on new tasks k random plans
+  with the costs of learned's k plans, selected the same way, so only the proposer differs;
 - always_retrieve: one retrieval per train instruction, its text as the query;
 - oracle: the gold source document of each instruction in context, the ceiling a user can reach.
 Records are per (method, task) in eval.jsonl, so a resumed evaluation skips finished ones.
@@ -79,14 +81,14 @@ def eval_task_work(env: "ActiveDataSearch", item: dict[str, Any]) -> list[dict[s
 def eval_task(env: "ActiveDataSearch", it: int, task: Task, split: str, dataset: list[dict[str, Any]],
               acquired: float, exemplars: list[tuple[str, str]], stored: dict[str, dict[str, Any]]) -> list[dict]:
     """Every method on one task's held-out instructions ("no_data" first: its scope gets the no-data calls)."""
-    learned_cost = stored["learned"]["cost"] if "learned" in stored else None
+    learned = stored.get("learned")
     recs = []
     for method in env.cfg.loop.methods:
         rec = stored.get(method)
         if rec is None:
             with ledger_scope(iteration=f"eval-{it}", task_id=f"eval:{method}:{task.id}"), \
                     env.ctx.ledger.measure() as spent:
-                out = run_method(env, method, it, task, split, dataset, acquired, exemplars, learned_cost)
+                out = run_method(env, method, it, task, split, dataset, acquired, exemplars, learned)
             none = env.answers(task.held_out, [])
             rec = {"id": eval_id(it, method, task.id), "iteration": it, "method": method, "task_id": task.id,
                    "family": task.family, "split": split, "instructions": [i.id for i in task.held_out],
@@ -94,37 +96,66 @@ def eval_task(env: "ActiveDataSearch", it: int, task: Task, split: str, dataset:
                    "answers": [a.text[:300] for a in out["answers"]], "gold": [i.gold for i in task.held_out],
                    "policy_errors": sum(a.error is not None for a in out["answers"]), "cost": out["cost"],
                    "tokens": spent["total_tokens"] + spent["replayed_tokens"], "calls": out.get("calls", []),
-                   "parse_error": out.get("parse_error"), "rows": out.get("rows", 0)}
+                   "parse_error": out.get("parse_error"), "rows": out.get("rows", 0),
+                   "sample_costs": out.get("sample_costs", [])}
         if method == "learned":
-            learned_cost = rec["cost"]
+            learned = rec
         recs.append(rec)
     return recs
 
 
 def run_method(env: "ActiveDataSearch", method: str, it: int, task: Task, split: str, dataset: list[dict[str, Any]],
-               acquired: float, exemplars: list[tuple[str, str]], learned_cost: float | None) -> dict[str, Any]:
+               acquired: float, exemplars: list[tuple[str, str]], learned: dict[str, Any] | None) -> dict[str, Any]:
     held = task.held_out
     if method == "no_data":
         return {"answers": env.answers(held, []), "cost": 0.0}
     if method == "oracle":  # the gold document(s) in context; an instruction without one gets none
         ctx = {i.id: f"[1] {task.sources[i.source]}" for i in held if i.source in task.sources}
         return {"answers": env.answers(held, [], context={i.id: ctx.get(i.id, "") for i in held}), "cost": 0.0}
-    if method == "learned" and split == "trained":
-        return {"answers": env.answers(held, dataset), "cost": acquired, "rows": len(dataset)}
+    if method == "always_retrieve":
+        res = env.run_plan(task, retrieve_plan(task), [], [], f"eval-{it}", eval_id(it, method, task.id),
+                           score_train=False)
+        return {"answers": env.answers(held, res["new_rows"]), "cost": res["cost"], "calls": res["calls"],
+                "rows": len(res["new_rows"])}
+    if split == "trained":  # learned: the dataset acquired in training; random: one plan spending as much
+        if method == "learned":
+            return {"answers": env.answers(held, dataset), "cost": acquired, "rows": len(dataset)}
+        target = learned["cost"] if learned is not None else 0.0
+        trajs = [random_plan(task, env.registry, target, random.Random(f"{env.cfg.seed}:{task.id}:{it}:{target}"))]
+        return select(env, it, method, task, trajs, score=False)
+    # a new task: k plans, each executed and scored on the task's train instructions like in training, the
+    # best one's rows kept (the empty plan is a candidate); random proposes k plans of the same costs
+    k = env.cfg.loop.trajectories_per_task
     if method == "learned":
         current = [(a.text, a.score) for a in env.answers(task.train, [])]
-        traj = env.optimizer.propose(task, current, exemplars, f"{task.id}:eval{it}", 0.0)
+        trajs = [env.optimizer.propose(task, current, exemplars, f"{task.id}:eval{it}:s{s}",
+                                       0.0 if s == 0 else env.cfg.loop.optimizer_temperature) for s in range(k)]
     elif method == "random":
-        target = learned_cost if learned_cost is not None else 0.0
-        traj = random_plan(task, env.registry, target, random.Random(f"{env.cfg.seed}:{task.id}:{it}:{target}"))
-    elif method == "always_retrieve":
-        traj = retrieve_plan(task)
+        targets = (learned or {}).get("sample_costs") or [0.0] * k
+        trajs = [random_plan(task, env.registry, t, random.Random(f"{env.cfg.seed}:{task.id}:{it}:{s}:{t}"))
+                 for s, t in enumerate(targets)]
     else:
         raise ValueError(f"unknown method {method!r}")
-    res = env.run_plan(task, traj, [], [], f"eval-{it}", f"eval-it{it}-{method}-{task.id}", score_train=False)
-    rows = res["new_rows"]
-    return {"answers": env.answers(held, rows), "cost": res["cost"], "calls": res["calls"],
-            "parse_error": res["parse_error"], "rows": len(rows)}
+    return select(env, it, method, task, trajs, score=True)
+
+
+def select(env: "ActiveDataSearch", it: int, method: str, task: Task, trajs: list[Any], score: bool) -> dict[str, Any]:
+    """Execute the plans; with `score`, keep the one whose rows raise the train-instruction score most
+    (reward as in training; the empty plan is a candidate), else the only one. Every plan's cost is spent."""
+    before = env.answers(task.train, []) if score else []
+    results = [env.run_plan(task, t, [], before, f"eval-{it}", f"{eval_id(it, method, task.id)}-s{s}",
+                            score_train=score) for s, t in enumerate(trajs)]
+    best = results[0] if results else None
+    if score:
+        null = {"reward": 0.0, "cost": 0.0, "calls": [], "new_rows": [], "parse_error": None}
+        candidates = [r for r in results if r["reward"] is not None] + [null]
+        best = max(candidates, key=lambda r: (r["reward"], -r["cost"], -len(r["calls"])))
+        if best["reward"] < env.cfg.loop.accept_threshold:
+            best = null
+    rows = best["new_rows"] if best else []
+    return {"answers": env.answers(task.held_out, rows), "cost": round(sum(r["cost"] for r in results), 6),
+            "calls": best["calls"] if best else [], "rows": len(rows), "sample_costs": [r["cost"] for r in results],
+            "parse_error": next((r["parse_error"] for r in results if r["parse_error"]), None)}
 
 
 # --- summaries -------------------------------------------------------------------------------------
