@@ -26,13 +26,13 @@ from models.base import FatalModelError, Model, ModelError
 
 OPTIMIZER_SYSTEM = (
     "You plan data acquisition for a small assistant model. You see a task (several instructions), the "
-    "assistant's current answers and their scores (1 = right, 0 = wrong). Choose API calls whose results, "
-    "given to the assistant as training data, would fix its wrong answers on instructions like these. Each "
-    "call has a cost, so make no calls when data would not help. Reply with JSON: "
-    "{\"calls\": [{\"name\": ..., \"arguments\": {...}}]}. In a text argument, {task} stands for the task's "
-    "instructions. Examples: {\"calls\": []} fetches nothing; "
+    "assistant's current answers and their scores (1 = right, 0 = wrong). A wrong answer means it lacks "
+    "knowledge: choose API calls whose results, given to the assistant as reference data, would let it answer "
+    "instructions like these correctly. Each call has a cost; fetch nothing only when its answers are already "
+    "right or no API could help. Reply with JSON: {\"calls\": [{\"name\": ..., \"arguments\": {...}}]}. In a "
+    "text argument, {task} stands for the task's instructions. Examples: "
     "{\"calls\": [{\"name\": \"information_retrieval\", \"arguments\": {\"query\": \"{task}\"}}]} searches "
-    "with the task's text."
+    "with the task's text; {\"calls\": []} fetches nothing."
 )
 
 
