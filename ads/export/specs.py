@@ -309,10 +309,16 @@ def _ads_features(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ads_rows(run_dir: Path, cfg: dict[str, Any]) -> list[Row]:
+    """ADS training rows; a passage from an article in the downstream fine-tuning evaluation pool is
+    rejected, so fine-tuning on the export never trains on an article it is scored on."""
+    from ads.downstream.evalset import is_heldout
+
     out = []
     for r in _read(run_dir / "training_data.jsonl"):
         args = r.get("arguments")
-        out.append({"id": str(r.get("id")), "accepted": True, "reject_reason": None,
+        leak = bool(r.get("source")) and is_heldout(str(r.get("source")))
+        out.append({"id": str(r.get("id")), "accepted": not leak,
+                    "reject_reason": "article in the fine-tuning evaluation pool" if leak else None,
                     "instruction": _str(r.get("instruction")), "response": _str(r.get("response")),
                     "text": _str(r.get("text")) or _str(r.get("response")), "judge_score": None,
                     "task_id": _str(r.get("task_id")), "family": r.get("family"), "kind": r.get("kind"),

@@ -368,3 +368,14 @@ def test_an_empty_plan_is_a_lesson_for_other_tasks_only_when_data_hurt_or_was_no
         accepted = [r for r in recs if r["accepted"]]
         assert len(accepted) == 3 and all(r["calls"] == [] for r in accepted)
         assert all(r["to_memory"] is lesson for r in accepted), name
+
+
+def test_the_generic_export_rejects_rows_from_fine_tuning_evaluation_articles(tmp_path, monkeypatch):
+    from ads.export.core import load_run
+
+    pool = next(f"doc-x{n}" for n in range(1000) if is_heldout(f"doc-x{n}"))
+    monkeypatch.setitem(SRC, "alpha", pool)
+    ctx, _, _ = run_once(tmp_path)
+    run = load_run(ctx.run_dir)
+    assert [r["reject_reason"] for r in run.rejected] == ["article in the fine-tuning evaluation pool"]
+    assert len(run.accepted) == 2
