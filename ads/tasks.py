@@ -58,6 +58,15 @@ def check_family_counts(v: dict[str, int] | None, families: tuple[str, ...]) -> 
     return v
 
 
+def check_user_tasks_path(families: dict[str, int], path: str | None, line_shape: str) -> None:
+    """With the 'user' family on, its file must be named and exist (checked when the config loads)."""
+    if "user" in families:
+        if not path:
+            raise ValueError("user_tasks_path is required when the 'user' family is enabled")
+        if not Path(path).is_file():
+            raise ValueError(f"user_tasks_path: file not found: {path} (JSONL, one {line_shape} per line)")
+
+
 class TasksConfig(Strict):
     families: dict[str, int] = {"wiki_name": 4, "wiki_cloze": 4, "gsm8k": 4}  # training tasks per family
     test_families: dict[str, int] | None = None  # held-out tasks per family; None: the same counts
@@ -79,12 +88,7 @@ class TasksConfig(Strict):
 
     @model_validator(mode="after")
     def _user_file(self) -> "TasksConfig":
-        if "user" in self.families:
-            if not self.user_tasks_path:
-                raise ValueError("user_tasks_path is required when the 'user' family is enabled")
-            if not Path(self.user_tasks_path).is_file():
-                raise ValueError(f"user_tasks_path: file not found: {self.user_tasks_path} "
-                                 "(JSONL, one {\"instruction\": ..., \"reference\": ...} per line)")
+        check_user_tasks_path(self.families, self.user_tasks_path, '{"instruction": ..., "reference": ...}')
         return self
 
 

@@ -30,7 +30,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ads.config import ConfigError, Strict
 from ads.store import jsonl_lines
-from ads.tasks import (_mask_title, check_family_counts, normalize, score_gsm8k, score_label, score_name,
+from ads.tasks import (_mask_title, check_family_counts, check_user_tasks_path, normalize, score_gsm8k, score_label, score_name,
                        score_number, token_f1)
 from apis.corpus import Document
 
@@ -103,12 +103,8 @@ class TasksConfig(Strict):
                              f"({self.instructions_per_task}): each task keeps at least one held-out instruction")
         if self.test_families is not None and set(self.test_families) != set(self.families):
             raise ValueError(f"test_families must name the same families as families {sorted(self.families)}")
-        if "user" in self.families:
-            if not self.user_tasks_path:
-                raise ValueError("user_tasks_path is required when the 'user' family is enabled")
-            if not Path(self.user_tasks_path).is_file():
-                raise ValueError(f"user_tasks_path: file not found: {self.user_tasks_path} (JSONL, one "
-                                 "{\"task\": ..., \"instruction\": ..., \"reference\": ...} per line)")
+        check_user_tasks_path(self.families, self.user_tasks_path,
+                              '{"task": ..., "instruction": ..., "reference": ...}')
         return self
 
 
