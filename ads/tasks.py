@@ -260,6 +260,16 @@ def load_user_tasks(path: str | Path) -> list[Task]:
     return tasks
 
 
+def split_user_tasks(user: list[Any], n: int, m: int, path: str | None,
+                     rng: random.Random) -> tuple[list[Any], list[Any]]:
+    """n training and m held-out tasks drawn from a user file's tasks, or one error if it has too few."""
+    user = list(user)
+    rng.shuffle(user)
+    if n + m > len(user):
+        raise ConfigError(f"tasks.user_tasks_path: {path} has {len(user)} tasks; {n} trained + {m} held out requested")
+    return user[:n], user[n:n + m]
+
+
 def build_task_sets(cfg: TasksConfig, docs: list[Document] | None = None) -> tuple[list[Task], list[Task]]:
     """Return (train, test): `families[f]` training and `test_families[f]` held-out tasks per family,
     from disjoint sources (an article or GSM8K item is on one side only)."""
@@ -309,13 +319,9 @@ def build_task_sets(cfg: TasksConfig, docs: list[Document] | None = None) -> tup
     if "user" in cfg.families:
         if not cfg.user_tasks_path:
             raise ConfigError("tasks.user_tasks_path: required when the 'user' family is enabled")
-        user = load_user_tasks(cfg.user_tasks_path)
-        rng.shuffle(user)
-        n, m = cfg.families["user"], test_counts["user"]
-        if n + m > len(user):
-            raise ConfigError(f"tasks.user_tasks_path: {cfg.user_tasks_path} has {len(user)} tasks; "
-                              f"{n} train + {m} test requested")
-        train += user[:n]
-        test += user[n:n + m]
+        a, b = split_user_tasks(load_user_tasks(cfg.user_tasks_path), cfg.families["user"], test_counts["user"],
+                                cfg.user_tasks_path, rng)
+        train += a
+        test += b
     assert not {t.source for t in train} & {t.source for t in test}, "train/test leak"
     return train, test

@@ -37,22 +37,27 @@ COMPARISONS = (("learned", "no_data"), ("random", "no_data"), ("always_retrieve"
                ("learned", "random"), ("learned", "always_retrieve"), ("learned", "oracle"))
 
 
-def acquired_cost(env: "ActiveDataSearch", task_id: str, upto: int) -> float:
-    return round(sum(r["cost"] for r in env.trajectories if r["task_id"] == task_id and r.get("accepted")
-                     and isinstance(r["iteration"], int) and r["iteration"] <= upto), 6)
+def acquired_costs(env: "ActiveDataSearch", upto: int) -> dict[str, float]:
+    """Per trained task, what its accepted trajectories of iterations 1..upto spent (one read of the records)."""
+    out: dict[str, float] = {}
+    for r in env.trajectories:
+        if r.get("accepted") and isinstance(r["iteration"], int) and r["iteration"] <= upto:
+            out[r["task_id"]] = round(out.get(r["task_id"], 0.0) + r["cost"], 6)
+    return out
 
 
 def evaluate(env: "ActiveDataSearch", it: int) -> dict[str, Any]:
     done = env.evals.ids()
     stored = {r["id"]: r for r in env.evals if r["id"] in done} if done else {}
     methods = env.cfg.loop.methods
+    spent = acquired_costs(env, it)
     items = []
     for split, tasks in (("trained", env.trained), ("new", env.held)):
         for task in tasks:
             items.append({
                 "it": it, "task": task, "split": split,
                 "dataset": env.dataset(task.id, it + 1) if split == "trained" else [],
-                "acquired_cost": acquired_cost(env, task.id, it) if split == "trained" else 0.0,
+                "acquired_cost": spent.get(task.id, 0.0) if split == "trained" else 0.0,
                 # the memory as it stood after training iteration `it` (a resumed run restores later entries)
                 "exemplars": env.memory.nearest(task_key(task), env.cfg.loop.exemplars, before=(it + 1, 0)),
                 "stored": {m: stored[e] for m in methods if (e := eval_id(it, m, task.id)) in stored},

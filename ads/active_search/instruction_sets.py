@@ -30,8 +30,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ads.config import ConfigError, Strict
 from ads.store import jsonl_lines
-from ads.tasks import (_mask_title, check_family_counts, check_user_tasks_path, normalize, score_gsm8k, score_label, score_name,
-                       score_number, token_f1)
+from ads.tasks import (_mask_title, check_family_counts, check_user_tasks_path, normalize, score_gsm8k, score_label,
+                       score_name, score_number, split_user_tasks, token_f1)
 from apis.corpus import Document
 
 FAMILIES = ("wiki", "gsm8k", "topic", "user")
@@ -356,14 +356,10 @@ def build_task_sets(cfg: TasksConfig, docs: list[Document] | None = None,
         train += gsm8k_tasks(rows[: n * k], n, cfg, rng)
         test += gsm8k_tasks(rows[n * k:(n + m) * k], m, cfg, rng)
     if "user" in cfg.families:
-        user = load_user_tasks(cfg)
-        rng.shuffle(user)
-        n, m = cfg.families["user"], test_counts["user"]
-        if n + m > len(user):
-            raise ConfigError(f"tasks.user_tasks_path: {cfg.user_tasks_path} has {len(user)} tasks; "
-                              f"{n} trained + {m} held out requested")
-        train += user[:n]
-        test += user[n:n + m]
+        a, b = split_user_tasks(load_user_tasks(cfg), cfg.families["user"], test_counts["user"],
+                                cfg.user_tasks_path, rng)
+        train += a
+        test += b
     for fam, want in cfg.families.items():
         got = sum(t.family == fam for t in train)
         if got < want:

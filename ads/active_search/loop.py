@@ -283,9 +283,8 @@ class ActiveDataSearch:
             for row in accepted["new_rows"]:
                 if row["id"] not in have:
                     self.training_data.append(row)
-            self.datasets.setdefault(task.id, []).extend(r for r in accepted["new_rows"]
-                                                         if r["id"] not in {x["id"] for x in
-                                                                            self.datasets.get(task.id, [])})
+            known = self.datasets.setdefault(task.id, [])
+            known += new_rows(known, accepted["new_rows"])
         had_data = bool(self.dataset(task.id, it))
         data_hurt = any(r["gain"] < 0 for r in valid if r["calls"])
         already_right = bool(samples) and samples[0]["score_before"] >= 0.5

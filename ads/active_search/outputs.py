@@ -84,7 +84,8 @@ def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str
     for method, s in final["methods"].items():
         c = comps.get(f"{method} vs no_data")
         ci = f"{c['mean_diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c else "-"
-        rows.append([method, f"{s['mean_score']:.3f}", ci, f"{s['win_rate']:.2f}/{s['tie_rate']:.2f}/{s['loss_rate']:.2f}",
+        wtl = f"{s['win_rate']:.2f}/{s['tie_rate']:.2f}/{s['loss_rate']:.2f}"
+        rows.append([method, f"{s['mean_score']:.3f}", ci, wtl,
                      f"{s['mean_cost']:.2f}", f"{s['mean_tokens']:.0f}",
                      "  ".join(f"{k}={v:.2f}" for k, v in s["by_split"].items())])
     n = next(iter(final["methods"].values()))["n_instructions"] if final["methods"] else 0
@@ -93,7 +94,8 @@ def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str
                  "score by split"], rows)
     train_rows = [[str(t["iteration"]), str(t["mean_reward"]), str(t["mean_best_reward"]),
                    f"{t['accepted_data_plans']} data + {t['accepted_empty_plans']} empty",
-                   str(t["parse_failures"]), str(t["api_cost_per_task"]), str(t["dataset_rows"]), str(t["total_tokens"])]
+                   str(t["parse_failures"]), str(t["api_cost_per_task"]), str(t["dataset_rows"]),
+                   str(t["total_tokens"])]
                   for t in training]
     print_table("Training iterations", ["iter", "mean reward", "mean best", "accepted plans", "parse failures",
                                         "API cost/task", "dataset rows", "tokens"], train_rows)
@@ -109,7 +111,8 @@ def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str
         print(line)
     tl = final["task_level"]
     print(f"per task (learned vs no data): {tl['completed_tasks']}/{tl['total_tasks']} completed, win rate "
-          f"{tl['win_rate']:.2f}, tie {tl['tie_rate']:.2f}, loss {tl['loss_rate']:.2f}, avg score {tl['avg_score']:.3f}")
+          f"{tl['win_rate']:.2f}, tie {tl['tie_rate']:.2f}, loss {tl['loss_rate']:.2f}, "
+          f"avg score {tl['avg_score']:.3f}")
     led = summary["ledger"]["run"]
     print(f"training dataset: {export['rows']} rows exported to {export['path']} "
           f"({export['dropped_eval_overlap']} left out: their articles are in the fine-tuning evaluation pool)")

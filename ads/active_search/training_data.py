@@ -38,7 +38,8 @@ def rows_from_observations(task_id: str, trajectory_id: str, iteration: int | st
         api = obs.get("api", "")
         payload = obs.get("payload") or {}
         args = calls[j]["arguments"] if j < len(calls) else {}
-        base = {"task_id": task_id, "family": family, "trajectory_id": trajectory_id, "iteration": iteration, "api": api,
+        base = {"task_id": task_id, "family": family, "trajectory_id": trajectory_id, "iteration": iteration,
+                "api": api,
                 "arguments": args, "cost": obs.get("cost", 0.0)}
         found: list[dict[str, Any]] = []
         if api == "information_retrieval":
