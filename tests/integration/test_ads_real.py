@@ -47,6 +47,14 @@ def test_two_iteration_task_level_run_writes_every_output(tmp_path, smollm_path)
                  "accepted.png"):
         assert (d / name).is_file(), name
     assert (d / "training_dataset" / "README.md").is_file()
+    # issue 23 on real data: the generic export exists, and main.py finetune's reader takes both datasets
+    from ads.downstream.data import DataConfig, load_examples
+    from ads.export.core import load_run
+
+    assert (d / "export" / "README.md").is_file() and (d / "export" / "hf").is_dir()
+    assert len(load_run(d).accepted) + len(load_run(d).rejected) == len(_jsonl(d / "training_data.jsonl"))
+    if summary["export"]["rows"]:
+        assert len(load_examples(DataConfig(path=str(d / "training_dataset")))) == summary["export"]["rows"]
     assert list((d / "wandb").glob("offline-run-*")), "an offline W&B run was written"
 
     tasks = json.loads((d / "tasks.json").read_text())
