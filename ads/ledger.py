@@ -4,6 +4,11 @@ Every entry is appended to `ledger.jsonl` in the run folder as it happens, so th
 are always the sum of recorded calls, including after a kill and resume (calls replayed
 from the request cache are recorded as cached with zero tokens). The current iteration
 and task travel in a context variable, so deep code need not pass them along.
+
+A work item whose Ray worker died or was killed for a timeout (ads/executor.py) took its
+worker's unsent entries with it: that attempt is recorded as one `lost_worker` entry (item
+index, reason) whose tokens, cost and wall time are unknown (null), and the totals count such
+entries as `lost_attempts` with `spend_complete: false` instead of guessing their spend.
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from typing import Any, Iterator
 from ads.store import JsonlStore
 from models.base import Completion, Message, Model
 
+LOST = "lost_worker"  # kind of the entry standing for an attempt whose worker's entries were lost
+_EXTRA = ("item", "reason")  # fields only such entries set; left out of other rows
+
 _scope: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ledger_scope", default={})
 
 
@@ -27,19 +35,35 @@ class LedgerEntry:
     kind: str  # "model" | "api"
     role: str  # policy / optimizer / judge / api name ...
     model: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    wall_s: float = 0.0
+    prompt_tokens: int | None = 0  # None (like the next four): unknown, a lost attempt's
+    completion_tokens: int | None = 0
+    wall_s: float | None = 0.0
     cached: bool = False
-    replayed_tokens: int = 0  # what a cached completion originally cost (not spent this run)
-    cost_units: float = 0.0
+    replayed_tokens: int | None = 0  # what a cached completion originally cost (not spent this run)
+    cost_units: float | None = 0.0
     ok: bool = True
     iteration: Any = None
     task_id: Any = None
     ts: float = field(default_factory=time.time)
+    item: Any = None  # lost_worker: the item's index in the executor's input
+    reason: str | None = None  # lost_worker: "worker died" | "timeout"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for k in _EXTRA:  # rows without them stay exactly as they were
+            if d[k] is None:
+                del d[k]
+        return d
+
+
+def lost_attempt(role: str, item: Any, reason: str) -> LedgerEntry:
+    """An attempt whose entries died with its worker: counted, its spend unknown (null)."""
+    return LedgerEntry(kind=LOST, role=role, prompt_tokens=None, completion_tokens=None, wall_s=None,
+                       replayed_tokens=None, cost_units=None, ok=False, item=item, reason=reason)
+
+
+def _known(values: Iterator[Any]) -> Any:
+    return sum(v for v in values if v is not None)
 
 
 @contextlib.contextmanager
@@ -85,18 +109,22 @@ class CostLedger:
     # -- totals ---------------------------------------------------------------------------
     @staticmethod
     def _sum(entries: list[LedgerEntry]) -> dict[str, Any]:
-        return {
+        lost = sum(e.kind == LOST for e in entries)
+        out = {
             "model_calls": sum(e.kind == "model" for e in entries),
             "api_calls": sum(e.kind == "api" for e in entries),
             "cached_calls": sum(e.cached for e in entries),
-            "failed_calls": sum(not e.ok for e in entries),
-            "prompt_tokens": sum(e.prompt_tokens for e in entries),
-            "completion_tokens": sum(e.completion_tokens for e in entries),
-            "total_tokens": sum(e.prompt_tokens + e.completion_tokens for e in entries),
-            "replayed_tokens": sum(e.replayed_tokens for e in entries),
-            "cost_units": round(sum(e.cost_units for e in entries), 6),
-            "wall_s": round(sum(e.wall_s for e in entries), 3),
+            "failed_calls": sum(not e.ok and e.kind != LOST for e in entries),
+            "prompt_tokens": _known(e.prompt_tokens for e in entries),
+            "completion_tokens": _known(e.completion_tokens for e in entries),
+            "total_tokens": _known((e.prompt_tokens or 0) + (e.completion_tokens or 0) for e in entries),
+            "replayed_tokens": _known(e.replayed_tokens for e in entries),
+            "cost_units": round(_known(e.cost_units for e in entries), 6),
+            "wall_s": round(_known(e.wall_s for e in entries), 3),
         }
+        if lost:  # the sums above are of recorded calls only: say how many attempts they leave out
+            out.update(lost_attempts=lost, spend_complete=False)
+        return out
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[dict[str, Any]]:
