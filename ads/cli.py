@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ads.config import ConfigError, RunConfig, load_config, read_yaml
+from ads.guard import is_fatal_model_error, is_user_error, run_guarded
+from models.errors import UserError  # noqa: F401 (re-exported for generators' commands)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -26,10 +28,6 @@ KINDS: dict[str, str] = {
     "perspectives": "ads.generators.perspectives:PerspectivesConfig:run",
     "tool_use": "ads.generators.tool_use:ToolUseConfig:run",
 }
-
-
-class UserError(Exception):
-    """Anything the user must fix; reported as one line, exit code 2."""
 
 
 def register_kind(kind: str, target: str) -> None:
@@ -69,29 +67,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         ctx.close_executor()  # Ray workers and a cluster this run started
     return 0
-
-
-def is_user_error(e: BaseException) -> bool:
-    from ads.run import RunExists
-    from ads.runlock import NotHarnessFolder, RunLocked
-    from models.base import ModelNotFoundError
-
-    return isinstance(e, (ConfigError, UserError, RunExists, ModelNotFoundError, FileNotFoundError, RunLocked,
-                          NotHarnessFolder))
-
-
-def is_fatal_model_error(e: BaseException) -> bool:
-    """A model failure every later call would repeat (models.base.FatalModelError): the run stops."""
-    from models.base import FatalModelError
-
-    return isinstance(e, FatalModelError)
-
-
-def fatal_exit_code(e: BaseException) -> int:
-    """2 when the request itself was refused (key, model name, bad request: the user's to fix), else 1."""
-    from models.openai_compat import EndpointRejectedError
-
-    return 2 if isinstance(e, EndpointRejectedError) else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -151,28 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     elif argv[0].endswith((".yaml", ".yml")):
         argv = ["run", *argv]
     extra = {name: target for name, target, _ in EXTRA_COMMANDS}
-    try:
-        if argv[0] in extra:
-            mod_name, fn_name = extra[argv[0]].split(":")
-            return int(getattr(importlib.import_module(mod_name), fn_name)(argv[1:]) or 0)
-        args = build_parser().parse_args(argv)
+    if argv[0] in extra:
+        mod_name, fn_name = extra[argv[0]].split(":")
+        return int(getattr(importlib.import_module(mod_name), fn_name)(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
         if args.command in ("run", "generate"):
             return cmd_run(args)
         if args.command == "models":
             return cmd_models(args)
         build_parser().print_help()
         return 2
-    except (ConfigError, UserError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with the same command plus --resume", file=sys.stderr)
-        return 130
-    except Exception as e:  # known user-facing failures from deeper layers
-        if is_user_error(e):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        if is_fatal_model_error(e):  # one line naming the endpoint and status, never a table of zeros
-            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-            return fatal_exit_code(e)
-        raise
+
+    return run_guarded(body)

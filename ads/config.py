@@ -14,48 +14,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
-
-class ConfigError(ValueError):
-    """A config problem the user must fix; the CLI turns it into exit code 2."""
-
-
-class Strict(BaseModel):
-    # allow_inf_nan=False: a NaN threshold compares False with everything and an inf λ turns every
-    # reward into -inf; both used to be accepted by every float field of every config.
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, allow_inf_nan=False)
-
-
-class ModelConfig(Strict):
-    """Which model plays a role, and how to reach it. Keys never live here, only env var names."""
-
-    name: str = "smollm2-135m"  # registry name, a .gguf path, an HF folder, or a served model id
-    backend: Literal["auto", "llamacpp", "transformers", "openai", "fake"] = "auto"
-    n_ctx: int = Field(2048, ge=256)
-    n_threads: int | None = None
-    # llama-cpp: reuse the KV cache of the prompt prefix shared with the previous request.
-    # None: only if this build's logits are verified not to depend on it (models/llamacpp.py)
-    reuse_prefix: bool | None = None
-    adapter: str | None = None  # LoRA adapter folder (transformers backend)
-    base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
-    base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_compat.py)
-    # None: OPENAI_API_KEY for https://api.openai.com, no key for any other server
-    api_key_env: str | None = None
-    # send the key over plain http to a host that is not loopback (refused unless this is true)
-    allow_insecure_http: bool = False
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0)
-    max_concurrency: int = Field(4, ge=1)
-    requests_per_minute: float | None = Field(None, gt=0)  # a negative rate raised inside the token bucket
-    tokens_per_minute: float | None = Field(None, gt=0)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v and not v.replace("_", "").isalnum():
-            raise ValueError("must be the NAME of an environment variable holding the key, not the key itself")
-        return v
+from models.config import ModelConfig, Strict  # noqa: F401 (re-exported)
+from models.errors import ConfigError  # noqa: F401 (re-exported)
 
 
 class CacheConfig(Strict):
@@ -74,13 +36,22 @@ class TrackingConfig(Strict):
 
 class ExecutorConfig(Strict):
     """Where a generator's independent items run (ads/executor.py). Not part of the run id:
-    a run started locally can be resumed on Ray and lands in the same folder."""
+    a run started locally can be resumed on Ray and lands in the same folder.
+
+    Ray only: a worker that dies while running an item (killed, OOM, `ray.kill`) is replaced by a
+    fresh one and the item retried, at most `max_item_retries` times; `item_timeout_s` (None: no
+    limit) kills and replaces the worker of an item running longer and retries it from the same
+    budget. Each lost attempt is a `lost_worker` ledger entry with unknown (null) spend."""
 
     kind: Literal["local", "threads", "ray"] = "local"
     workers: int = Field(2, ge=1)  # Ray actors or threads, each with its own model instances
     address: str | None = None  # None: $RAY_ADDRESS if set, else a local cluster; "auto", "ray://host:10001"
     num_cpus_per_worker: float = Field(1.0, gt=0)
     runtime_env: dict[str, Any] | None = None  # passed to ray.init, e.g. {working_dir: ., excludes: [cache]}
+    max_item_retries: int = Field(2, ge=0)  # per item, after its worker died or timed out (ray)
+    # seconds one item may run on a Ray worker, counted from when the worker starts it (building the
+    # worker's env from the factory is not counted); None: no limit
+    item_timeout_s: float | None = Field(None, gt=0)
 
 
 class RunConfig(Strict):

@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from pydantic import Field  # noqa: E402
 
-from ads.config import (ConfigError, ModelConfig, Strict, TrackingConfig, config_hash, dump_yaml,  # noqa: E402
+from ads.config import (ModelConfig, Strict, TrackingConfig, config_hash, dump_yaml,  # noqa: E402
                         load_config)
 from ads.downstream.data import DataConfig, encode_all, load_examples  # noqa: E402
 from ads.downstream.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -39,7 +39,6 @@ from ads.downstream.evalset import build_eval_set  # noqa: E402
 from ads.downstream.train import (LoraSection, TrainConfig, add_lora, make_accelerator, make_loader,  # noqa: E402
                                   mean_loss, train_lora)
 from ads.store import atomic_write_json, atomic_write_text  # noqa: E402
-from models.base import ModelError  # noqa: E402
 
 __all__ = ["FinetuneConfig", "run_finetune", "main"]
 
@@ -224,13 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--run-dir", default=None, help="default: RESULTS_DIR/NAME-<config hash>")
     args = ap.parse_args(argv)
-    try:
+    from ads.guard import run_guarded
+
+    def body() -> None:
         cfg = load_config(FinetuneConfig, args.config, args.set)
         run_finetune(cfg, Path(args.run_dir) if args.run_dir else default_run_dir(cfg))
-    except (ConfigError, ModelError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_guarded(body)
 
 
 if __name__ == "__main__":

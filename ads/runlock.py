@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from models.errors import UserError
+from models.files import pid_alive
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
@@ -43,7 +46,7 @@ _held: dict[str, "RunLock"] = {}  # realpath -> the lock this process holds on i
 _held_guard = threading.Lock()
 
 
-class RunExists(RuntimeError):
+class RunExists(UserError):
     """The run folder holds an interrupted run and neither --resume nor --overwrite was given
     (re-exported by ads.run; every command line reports it as one line, exit 2)."""
 
@@ -106,16 +109,6 @@ def remove_folder(path: str | Path) -> bool:
     return not path.exists()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
     """An exclusive lock on a run folder for the life of one process's run."""
 
@@ -170,7 +163,7 @@ class RunLock:
         except (ValueError, RecursionError):
             info = {}
         if (isinstance(info, dict) and info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int)
-                and info["pid"] != os.getpid() and _pid_alive(info["pid"])):
+                and info["pid"] != os.getpid() and pid_alive(info["pid"])):
             raise RunLocked(f"{self.folder} is being written by {self._describe_holder()}; wait for that run "
                             f"to finish (or stop it) before starting, resuming or overwriting it")
         os.lseek(fd, 0, os.SEEK_SET)

@@ -11,7 +11,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ads.ledger import CostLedger
+from models.errors import FatalModelError
+
+
+class ApiLedger(Protocol):
+    """Where API calls are charged (the run's cost ledger implements it; apis/ needs nothing else)."""
+
+    def record_api(self, name: str, cost_units: float, wall_s: float, ok: bool = True) -> None: ...
 
 _PY_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
              "object": dict}
@@ -52,7 +58,7 @@ class Api(Protocol):
 
 
 class ApiRegistry:
-    def __init__(self, apis: list[Api] | None = None, ledger: CostLedger | None = None, error_cost: float = 1.0):
+    def __init__(self, apis: list[Api] | None = None, ledger: ApiLedger | None = None, error_cost: float = 1.0):
         self._apis: dict[str, Api] = {}
         self.ledger = ledger
         self.error_cost = error_cost
@@ -121,11 +127,9 @@ class ApiRegistry:
             try:
                 obs = api(**clean)
                 obs.api = name
+            except FatalModelError:
+                raise  # its model endpoint is failing for good: every later call fails alike, end the run
             except Exception as e:  # an API bug must cost this trajectory, not the run
-                from models.openai_compat import EndpointFailingError
-
-                if isinstance(e, EndpointFailingError):
-                    raise  # its model endpoint's circuit is open: every later call fails alike, end the run
                 err = f"{name} failed: {type(e).__name__}: {e}"
         if err is not None:
             self.error_counts[name] = self.error_counts.get(name, 0) + 1

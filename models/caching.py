@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ads.config import ConfigError
+from models.errors import ConfigError
 from models.base import Completion, Message, Model, request_key
 
 log = logging.getLogger(__name__)

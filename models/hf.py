@@ -40,6 +40,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from models.base import Completion, Message, ModelError, validate_messages  # noqa: E402
+from models.errors import ModelLoadError  # noqa: E402
 
 # Chat models end a turn with one of these; the tokenizer's own eos is added to the set too.
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>")
@@ -69,9 +70,9 @@ def load_causal_lm(path: str | Path, gguf_file: str | None = None, *, dtype: Any
     folder, gguf_file = split_model_path(path, gguf_file)
     if gguf_file is not None:
         if not (folder / gguf_file).is_file():
-            raise ModelError(f"GGUF file not found: {folder / gguf_file}")
+            raise ModelLoadError(f"GGUF file not found: {folder / gguf_file}")
     elif not (folder / "config.json").is_file():
-        raise ModelError(f"{folder}: not a Hugging Face model folder (no config.json) and not a .gguf file")
+        raise ModelLoadError(f"{folder}: not a Hugging Face model folder (no config.json) and not a .gguf file")
     kw: dict[str, Any] = {"local_files_only": True}
     if gguf_file is not None:
         kw["gguf_file"] = gguf_file
@@ -79,7 +80,7 @@ def load_causal_lm(path: str | Path, gguf_file: str | None = None, *, dtype: Any
         tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or torch.float32, **kw)
     except (OSError, ValueError, KeyError) as e:
-        raise ModelError(f"could not load {folder / (gguf_file or '')} with transformers: {e}") from e
+        raise ModelLoadError(f"could not load {folder / (gguf_file or '')} with transformers: {e}") from e
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -183,12 +184,12 @@ class HFModel:
         from peft import PeftModel
 
         if not (adapter / "adapter_config.json").is_file():
-            raise ModelError(f"LoRA adapter folder {adapter} has no adapter_config.json "
+            raise ModelLoadError(f"LoRA adapter folder {adapter} has no adapter_config.json "
                              f"(expected the folder written by ads.finetune / PeftModel.save_pretrained)")
         try:
             peft_model = PeftModel.from_pretrained(model, str(adapter))
         except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise ModelError(f"LoRA adapter {adapter} does not fit this base model: {e}") from e
+            raise ModelLoadError(f"LoRA adapter {adapter} does not fit this base model: {e}") from e
         return peft_model.merge_and_unload() if merge else peft_model
 
     # --- tokens -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Completion, Message, ModelError, validate_messages
+from models.errors import ModelLoadError
 
 
 def derived_seed(seed: int, sample_id: int | str) -> int:
@@ -113,7 +114,7 @@ def probed_split_invariant(llm: Any, path: Path) -> bool:
         return known[key]
     _INVARIANT[key] = split_invariant(llm)
     try:
-        from ads.store import atomic_write_json
+        from models.files import atomic_write_json
 
         store.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(store, {**(known if isinstance(known, dict) else {}), key: _INVARIANT[key]})
@@ -130,7 +131,7 @@ class LlamaCppModel:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise ModelError(f"GGUF file not found: {self.path}")
+            raise ModelLoadError(f"GGUF file not found: {self.path}")
         self.model_id = model_id or self.path.stem
         self.n_ctx = n_ctx
         threads = n_threads or os.cpu_count() or 1

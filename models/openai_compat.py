@@ -49,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from models.base import Completion, FatalModelError, Message, ModelError, approx_tokens, validate_messages
+from models.errors import ModelLoadError
 from models.llamacpp import derived_seed
 from models.ratelimit import CircuitBreaker, CircuitOpen, TokenBucket
 from models.structured import loads_bounded
@@ -86,7 +87,7 @@ def chat_completions_url(base_url: str) -> str:
     base = base_url.strip().rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ModelError(f"base_url must be an http(s) URL such as http://127.0.0.1:8080/v1, got {safe_url(base)!r}")
+        raise ModelLoadError(f"base_url must be an http(s) URL such as http://127.0.0.1:8080/v1, got {safe_url(base)!r}")
     if base.endswith("/chat/completions"):
         return base
     if parts.path in {"", "/"}:
@@ -262,7 +263,7 @@ class OpenAICompatModel:
     def from_config(cls, cfg: Any, **overrides: Any) -> "OpenAICompatModel":
         """Build from an `ads.config.ModelConfig`; keyword overrides win (tests, tuning)."""
         if not cfg.base_url:
-            raise ModelError(f"model {cfg.name!r}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
+            raise ModelLoadError(f"model {cfg.name!r}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
         kwargs: dict[str, Any] = dict(
             api_key_env=cfg.api_key_env if cfg.api_key_env is not None else default_key_env(cfg.base_url),
             allow_insecure_http=getattr(cfg, "allow_insecure_http", False),
@@ -525,7 +526,7 @@ class OpenAICompatPool:
     def from_config(cls, cfg: Any, **overrides: Any) -> "OpenAICompatPool":
         urls = list(dict.fromkeys(([cfg.base_url] if cfg.base_url else []) + list(cfg.base_urls or [])))
         if not urls:
-            raise ModelError(f"model {cfg.name!r}: a server pool needs base_urls")
+            raise ModelLoadError(f"model {cfg.name!r}: a server pool needs base_urls")
         members = []
         for url in urls:
             one = cfg.model_copy(update={"base_url": url, "base_urls": None})

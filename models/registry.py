@@ -17,9 +17,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ads.config import ModelConfig
+from models.config import ModelConfig
 from models.assets import ASSETS, SETUP_STEP
-from models.base import Model, ModelError, ModelNotFoundError
+from models.errors import ModelLoadError, ModelNotFoundError
+from models.base import Model
 
 
 def slug(name: str) -> str:
@@ -61,18 +62,18 @@ def resolve(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Resolv
     backend = cfg.backend
     if cfg.base_url or cfg.base_urls or backend == "openai":
         if not (cfg.base_url or cfg.base_urls):
-            raise ModelError(f"model {cfg.name!r}: backend 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1)")
+            raise ModelLoadError(f"model {cfg.name!r}: backend 'openai' needs base_url (e.g. http://127.0.0.1:8080/v1)")
         return ResolvedModel("openai", cfg.name, cfg.name)
     if backend == "fake":
-        raise ModelError("backend 'fake' is for unit tests and is constructed in code, not from a config")
+        raise ModelLoadError("backend 'fake' is for unit tests and is constructed in code, not from a config")
     path = Path(cfg.name).expanduser()
     if path.exists():
         if path.is_dir():
             if backend == "llamacpp":
-                raise ModelError(f"model {cfg.name!r}: llamacpp needs a .gguf file, this is a folder")
+                raise ModelLoadError(f"model {cfg.name!r}: llamacpp needs a .gguf file, this is a folder")
             return ResolvedModel("transformers", str(path), path.name)
         if path.suffix != ".gguf":
-            raise ModelError(f"model {cfg.name!r}: expected a .gguf file or a Hugging Face model folder")
+            raise ModelLoadError(f"model {cfg.name!r}: expected a .gguf file or a Hugging Face model folder")
         return ResolvedModel("transformers" if backend == "transformers" else "llamacpp", str(path), path.stem)
     names = available_names(models_dir)
     key = cfg.name if cfg.name in names else slug(cfg.name)

@@ -181,12 +181,12 @@ def encode_examples(tokenizer: Any, examples: list[ChatExample], max_len: int) -
 # --- training and serving ---------------------------------------------------------------------
 def resolve_base(mcfg: ModelConfig, models_dir: str) -> tuple[Path, str | None, str]:
     """(folder, gguf file or None, base model id) of a role's local weights, as transformers loads them."""
-    from models.base import ModelError
+    from models.errors import ModelLoadError
     from models.registry import resolve
 
     try:
         r = resolve(mcfg.model_copy(update={"backend": "transformers", "adapter": None}), models_dir)
-    except ModelError as e:
+    except ModelLoadError as e:
         raise ConfigError(f"LoRA update: the base model cannot be loaded by transformers: {e}") from None
     loc = Path(r.location)
     return (loc.parent, loc.name, r.model_id) if loc.is_file() else (loc, None, r.model_id)

@@ -22,7 +22,7 @@ from typing import Any
 from ads.active_search.instruction_sets import Task
 from ads.generators.trajectory import ApiCall, Trajectory, parse_trajectory, trajectory_schema
 from apis.base import ApiRegistry
-from models.base import FatalModelError, Model, ModelError
+from models.base import Model, ModelError
 
 OPTIMIZER_SYSTEM = (
     "You plan data acquisition for a small assistant model. You see a task (several instructions), the "
@@ -147,8 +147,6 @@ class Optimizer:
             out = self.model.generate(self.messages(task, current, exemplars), max_tokens=self.max_tokens,
                                       temperature=temperature, seed=self.seed, sample_id=sample_id,
                                       json_schema=self.schema)
-        except FatalModelError:
-            raise  # an endpoint that cannot answer ends the run loudly, not as silent rejections
         except ModelError as e:
             return Trajectory(calls=[], raw="", parse_error=f"optimizer failed: {e}")
         return parse_trajectory(out.text, self.max_calls)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ads.active_search.instruction_sets import Instruction, scorer
 from ads.active_search.training_data import render, select_rows
-from models.base import FatalModelError, Model, ModelError
+from models.base import Model, ModelError
 
 POLICY_SYSTEM = "You are a careful assistant. Use the reference material when it is relevant. Be brief."
 
@@ -46,8 +46,6 @@ class Policy:
         try:
             out = self.model.generate(self.messages(ins, ctx), temperature=0.0, seed=self.seed, sample_id="policy",
                                       max_tokens=self.reasoning_max_tokens if long else self.answer_max_tokens)
-        except FatalModelError:
-            raise
         except ModelError as e:  # e.g. a prompt longer than the context window: counted, scored 0
             return Answer(text="", score=0.0, error=f"policy error: {e}")
         return Answer(text=out.text, score=self.score(ins, out.text))

@@ -553,17 +553,15 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config_opt or args.config_path
     if not config or (args.config_opt and args.config_path):
         p.error("give exactly one config: CONFIG or --config CONFIG")
-    from ads.run import RunExists
-    from models.base import ModelError
+    from ads.guard import run_guarded
 
-    try:
+    def body() -> int:
         summary = run_pipeline(config, test=True if args.test else None, overrides=args.set, resume=args.resume,
                                overwrite=args.overwrite, progress=not args.no_progress)
-    except (ConfigError, RunExists, ModelError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"Dataset saved to: {summary['dataset']}")
-    return 0
+        print(f"Dataset saved to: {summary['dataset']}")
+        return 0
+
+    return run_guarded(body)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from ads.run import RunContext
 from ads.store import JsonlStore, atomic_write_json
 from ads.tracking import plot_curves
 from models.base import Model, ModelError
-from models.openai_compat import EndpointFailingError
+from models.errors import FatalModelError
 from models.structured import parse_json
 
 __all__ = ["SelfEvolvingConfig", "SelfEvolvingGenerator", "run"]
@@ -280,8 +280,6 @@ class SelfEvolvingGenerator:
             out = self.gen.generate(generation_messages(demos, cat, diff), max_tokens=cfg.gen_max_tokens,
                                     temperature=cfg.gen_temp, seed=cfg.seed, sample_id=f"gen:{n}",
                                     json_schema=self.target_schemas[cat])
-        except EndpointFailingError:
-            raise
         except ModelError as e:
             return reject("generate", "generator_error", detail=str(e)[:300])
         task, err = parse_json(out.text, self.schema)
@@ -312,8 +310,6 @@ class SelfEvolvingGenerator:
         try:
             a = self.ans.generate(answer_messages(task), max_tokens=cfg.ans_max_tokens, temperature=cfg.ans_temp,
                                   seed=cfg.seed, sample_id=f"ans:{n}")
-        except EndpointFailingError:
-            raise
         except ModelError as e:
             return reject("answer", "answerer_error", detail=str(e)[:300])
         answer = a.text.strip()
@@ -364,7 +360,7 @@ class SelfEvolvingGenerator:
                 with ledger_scope(iteration=n // cfg.round_size, task_id=f"attempt-{n}"):
                     try:
                         ev = self.attempt(n)
-                    except EndpointFailingError as e:  # every later call would fail the same way
+                    except FatalModelError as e:  # every later call would fail the same way
                         self.logs.append({"id": f"abort-{n:05d}", "event": "run_aborted", "at_attempt": n,
                                           "reason": "endpoint_failing", "detail": str(e)[:300],
                                           "created_at": time.time()})
@@ -665,14 +661,14 @@ def config_from_args(args: Any, env: Any = None) -> SelfEvolvingConfig:
 def main(argv: list[str] | None = None) -> int:
     import logging
     import os
-    import sys
 
-    from ads.run import RunContext, RunExists
-    from models.base import FatalModelError, ModelNotFoundError
+    from ads.guard import run_guarded
+    from ads.run import RunContext
 
     logging.basicConfig(level=os.environ.get("ADS_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         from ads.generators.evolve.env import endpoint_settings, export_api_key
 
         env, _ = endpoint_settings(args.env_file)
@@ -684,17 +680,8 @@ def main(argv: list[str] | None = None) -> int:
             print("endpoint settings: " + ", ".join(env.sources))
         run(cfg, ctx)
         return 0
-    except (ConfigError, RunExists, ModelNotFoundError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with the same command plus --resume", file=sys.stderr)
-        return 130
-    except FatalModelError as e:  # a refused key / missing model / dead endpoint: one line, not a traceback
-        from ads.cli import fatal_exit_code
 
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return fatal_exit_code(e)
+    return run_guarded(body)
 
 
 if __name__ == "__main__":

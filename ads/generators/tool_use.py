@@ -555,15 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fn = {"build": cmd_build, "generate": cmd_generate, "evaluate": cmd_evaluate, "validate": cmd_validate,
           "metrics": cmd_metrics, "inspect": cmd_inspect}[args.cmd]
-    from ads.cli import UserError
-    from ads.run import RunExists
-    from models.base import ModelNotFoundError
+    from ads.guard import run_guarded
 
-    try:
-        return int(fn(args) or 0)
-    except (ConfigError, UserError, RunExists, ModelNotFoundError, FileNotFoundError, ToolFileError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: fn(args))
 
 
 if __name__ == "__main__":

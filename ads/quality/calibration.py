@@ -382,7 +382,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from ads.config import ConfigError
     from ads.report import print_table
-    from models.base import ModelNotFoundError
 
     p = argparse.ArgumentParser(prog="main.py judge-check", description="How well the config's judge model "
                                 "separates planted good items from planted bad ones, per judge use (issue 24).")
@@ -395,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="JSON report (default results/judge_check/<config>-<model>.json)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
-    try:
+    from ads.guard import run_guarded
+
+    def body() -> int:
         if args.n < 1:
             raise ConfigError("--n must be >= 1")
         if not 0 <= args.min_auc <= 1:
@@ -419,32 +420,31 @@ def main(argv: list[str] | None = None) -> int:
                           progress=lambda m: print(m, file=sys.stderr))
             r.judge_model = model_id
             reports.append(r)
-    except (ConfigError, ModelNotFoundError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    rows = [[r.use, r.judge_model, f"{r.good}+{r.bad}", str(r.failures), str(r.auc), str(r.accuracy),
-             f"{r.threshold:g}", str(r.mean_good), str(r.mean_bad),
-             "-" if r.novelty_accuracy is None else f"{r.novelty_accuracy} ({r.novel_rate} novel)",
-             "yes" if r.separates else "NO"] for r in reports]
-    print_table("Judge check", ["use", "judge", "good+bad", "failed", "AUC", "accuracy", "threshold", "mean good",
-                                "mean bad", "novelty acc.", "separates"], rows)
-    for r in reports:
-        if r.by_corruption:
-            print(f"{r.use}: mean score per corruption: " + ", ".join(f"{k}={v}" for k, v in r.by_corruption.items()))
-    out = Path(args.out) if args.out else Path(cfg.results_dir) / "judge_check" / \
-        f"{Path(args.config).stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', model_id)}.json"
-    from ads.store import atomic_write_json
+        rows = [[r.use, r.judge_model, f"{r.good}+{r.bad}", str(r.failures), str(r.auc), str(r.accuracy),
+                 f"{r.threshold:g}", str(r.mean_good), str(r.mean_bad),
+                 "-" if r.novelty_accuracy is None else f"{r.novelty_accuracy} ({r.novel_rate} novel)",
+                 "yes" if r.separates else "NO"] for r in reports]
+        print_table("Judge check", ["use", "judge", "good+bad", "failed", "AUC", "accuracy", "threshold", "mean good",
+                                    "mean bad", "novelty acc.", "separates"], rows)
+        for r in reports:
+            if r.by_corruption:
+                print(f"{r.use}: mean score per corruption: " + ", ".join(f"{k}={v}" for k, v in r.by_corruption.items()))
+        out = Path(args.out) if args.out else Path(cfg.results_dir) / "judge_check" / \
+            f"{Path(args.config).stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', model_id)}.json"
+        from ads.store import atomic_write_json
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, {"config": str(args.config), "judge_model": model_id, "min_auc": args.min_auc,
-                            "n_good": args.n, "seed": args.seed, "reports": [r.to_dict() for r in reports]})
-    print(f"wrote {out}")
-    bad = [r.use for r in reports if not r.separates]
-    if bad:
-        print(f"the judge {model_id} does not separate good from bad for: {', '.join(bad)} "
-              f"(AUC below {args.min_auc}); a run gating on it gates on noise", file=sys.stderr)
-        return 1
-    return 0
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out, {"config": str(args.config), "judge_model": model_id, "min_auc": args.min_auc,
+                                "n_good": args.n, "seed": args.seed, "reports": [r.to_dict() for r in reports]})
+        print(f"wrote {out}")
+        bad = [r.use for r in reports if not r.separates]
+        if bad:
+            print(f"the judge {model_id} does not separate good from bad for: {', '.join(bad)} "
+                  f"(AUC below {args.min_auc}); a run gating on it gates on noise", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_guarded(body)
 
 
 def separates(results_dir: str | Path, model_id: str, use: str) -> bool | None:

@@ -191,11 +191,7 @@ class Judge:
             try:
                 out = self.model.generate(msgs, max_tokens=self.cfg.max_tokens, temperature=temp, seed=seed,
                                           sample_id=sid, json_schema=self.schema)
-            except ModelError as e:
-                from models.openai_compat import EndpointFailingError
-
-                if isinstance(e, EndpointFailingError):
-                    raise  # the judge's endpoint is failing: end the run loudly, not as unjudged items
+            except ModelError as e:  # a FatalModelError is not one: a failing judge endpoint ends the run
                 last_err, model_errors = f"model error: {e}", model_errors + 1
                 continue
             raw = out.text

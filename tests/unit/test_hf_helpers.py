@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from models.base import ModelError
+from models.errors import ModelError, ModelLoadError, UserError
 from models.hf import (HFModel, adapter_fingerprint, derived_seed, first_json_object, split_model_path,
                        with_schema_prompt)
 
@@ -50,8 +50,10 @@ def test_adapter_fingerprint_changes_with_the_weights(tmp_path):
     assert fp1.startswith("adapter-") and adapter_fingerprint(a) != fp1
 
 
-def test_missing_model_files_are_model_errors(tmp_path):
-    with pytest.raises(ModelError, match="GGUF file not found"):
+def test_missing_model_files_are_load_errors_the_user_must_fix(tmp_path):
+    # a load error ends the run as a user error (exit 2), never as one more rejected item
+    with pytest.raises(ModelLoadError, match="GGUF file not found") as e:
         HFModel(tmp_path / "missing.gguf")
-    with pytest.raises(ModelError, match="not a Hugging Face model folder"):
+    assert isinstance(e.value, UserError) and not isinstance(e.value, ModelError)
+    with pytest.raises(ModelLoadError, match="not a Hugging Face model folder"):
         HFModel(tmp_path)

@@ -18,9 +18,11 @@ import pytest
 from ads.config import ModelConfig
 from tests.fake_http import FakeServer, Reply, ok
 from models.base import ModelError
+from models.errors import ModelLoadError
 from models.llamacpp import derived_seed
 from models.openai_compat import (
     EndpointFailingError,
+    EndpointRejectedError,
     OpenAICompatModel,
     chat_completions_url,
     estimate_request_tokens,
@@ -176,7 +178,7 @@ def test_error_after_the_last_retry_names_url_status_and_attempts(server, key):
 
 def test_client_errors_are_not_retried(server):
     server.default = Reply(404, {"error": "model not found"})
-    with pytest.raises(ModelError) as ei:
+    with pytest.raises(EndpointRejectedError) as ei:
         make(server).generate(MSGS)
     assert server.count == 1
     assert "404" in str(ei.value) and "not retried" in str(ei.value) and "model not found" in str(ei.value)
@@ -406,7 +408,7 @@ def test_key_never_appears_in_logs_exceptions_or_repr(server, key, caplog):
     server.script = [Reply(500, echo), Reply(429, echo)]
     server.default = Reply(401, echo)
     m = make(server, max_retries=3)
-    with pytest.raises(ModelError) as ei:
+    with pytest.raises(EndpointRejectedError) as ei:
         m.generate(MSGS)
     server.default = Reply(503, echo)
     with pytest.raises(ModelError) as ei2:
@@ -433,7 +435,7 @@ def test_from_config_reads_endpoint_model_and_limits(server, key):
     assert m.url == f"{server.base_url}/chat/completions"
     assert m.generate(MSGS).text == "hi"
     assert server.requests[0]["json"]["model"] == "served-x"
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelLoadError):
         OpenAICompatModel.from_config(ModelConfig(name="x"))
 
 
@@ -442,7 +444,7 @@ def test_url_helpers():
     assert chat_completions_url("http://h:8080/v1/") == "http://h:8080/v1/chat/completions"
     assert chat_completions_url("https://api.x.com/openai/v1") == "https://api.x.com/openai/v1/chat/completions"
     assert chat_completions_url("http://h/v1/chat/completions") == "http://h/v1/chat/completions"
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelLoadError):
         chat_completions_url("h:8080")
     assert safe_url("https://user:pw@h:1/v1?key=abc") == "https://h:1/v1"
 

@@ -27,7 +27,6 @@ from typing import Any, Literal
 from ads.generators.bandit.pcfg import render, slots_of
 from ads.generators.bandit.recipe import Context, decoding_schema, strip_descriptions
 from models.base import Completion, Model, ModelError
-from models.openai_compat import EndpointFailingError
 from models.structured import parse_json
 
 SYSTEM_TEXT = "You write one item for a dataset. Follow the instructions and write only the item itself."
@@ -107,8 +106,6 @@ class Arm:
             return model.generate(msgs, max_tokens=max_tokens, temperature=self.temperature, seed=seed,
                                   sample_id=f"{self.name}:{item_id}",
                                   json_schema=decoding_schema(schema) if schema is not None else None)
-        except EndpointFailingError:
-            raise  # every later pull would fail the same way: end the run loudly, not as rejections
         except ModelError as e:
             return Attempt(None, f"model error: {e}")
 

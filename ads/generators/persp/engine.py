@@ -21,8 +21,7 @@ from typing import Any, Callable
 from ads.generators.persp.config import OutputFormat, Perspective, QualityConfig, RetryConfig
 from ads.generators.persp.inputs import TaskInput
 from ads.quality import Judge, ValidatorSuite
-from models.base import Completion, Message, Model, ModelError, ModelNotFoundError, approx_tokens
-from models.openai_compat import EndpointFailingError
+from models.base import Completion, Message, Model, ModelError, approx_tokens
 from models.structured import parse_json
 
 
@@ -222,8 +221,6 @@ class Engine:
                                           seed=self.seed, sample_id=sample_id, json_schema=json_schema)
                 usage.add(out)
                 return out
-            except (ModelNotFoundError, EndpointFailingError):
-                raise  # a missing model, or an endpoint whose circuit is open: every unit would fail alike
             except ModelError as e:
                 usage.model_errors += 1
                 last = e

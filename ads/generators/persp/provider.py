@@ -34,12 +34,12 @@ class ProviderChoice:
 
 def _is_local(name: str, models_dir: str) -> bool:
     """True when the registry resolves the name to a GGUF file or model folder on this machine."""
-    from models.base import ModelError
+    from models.errors import ModelLoadError
     from models.registry import resolve
 
     try:
         return resolve(ModelConfig(name=name), models_dir).backend in ("llamacpp", "transformers")
-    except (ModelError, ValueError, OSError):  # not installed / not a model file
+    except (ModelLoadError, ValueError, OSError):  # not installed / not a model file
         return False
 
 

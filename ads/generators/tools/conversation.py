@@ -46,7 +46,6 @@ from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ChainPlan
 from ads.generators.tools.schema import Endpoint, Param
 from models.base import Model, ModelError
-from models.openai_compat import EndpointFailingError
 from models.structured import extract_json, parse_json
 
 log = logging.getLogger("ads.tool_use")
@@ -232,8 +231,6 @@ class ConversationBuilder:
             out = model.generate(messages, max_tokens=max_tokens or self.s.max_tokens,
                                  temperature=self.s.temperature if temperature is None else temperature,
                                  seed=self.seed, sample_id=sample_id, json_schema=schema)
-        except EndpointFailingError:
-            raise  # the endpoint's circuit is open: end the run loudly, not as rejected conversations
         except ModelError as e:
             self.counts["model_errors"] += 1
             return None, f"model error: {e}"
@@ -260,8 +257,6 @@ class ConversationBuilder:
                 out = model.generate(msgs, max_tokens=max_tokens or self.s.text_max_tokens,
                                      temperature=self.s.temperature if attempt == 0 else self.s.retry_temperature,
                                      seed=self.seed, sample_id=f"{sample_id}:{attempt}")
-            except EndpointFailingError:
-                raise
             except ModelError:
                 self.counts["model_errors"] += 1
                 continue

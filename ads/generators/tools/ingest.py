@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from models.errors import ConfigError
 from ads.generators.tools.schema import Endpoint, Example, Param, norm_type, slug
 
 
-class ToolFileError(ValueError):
+class ToolFileError(ConfigError):
     """A tool file that cannot be read; the message names the file and the field."""
 
 
