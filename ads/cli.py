@@ -16,30 +16,22 @@ from typing import Any, Callable
 
 from ads.config import ConfigError, RunConfig, load_config, read_yaml
 from ads.guard import is_fatal_model_error, is_user_error, run_guarded
-from models.errors import UserError  # noqa: F401 (re-exported for generators' commands)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
-# kind -> "module:ConfigClass:run_function". Imported lazily so `main.py --help` stays instant.
-KINDS: dict[str, str] = {
-    "ads": "ads.active_search.outputs:ADSConfig:run",
-    "bandit": "ads.generators.bandit_recipes:BanditConfig:run",
-    "self_evolving": "ads.generators.self_evolving:SelfEvolvingConfig:run",
-    "perspectives": "ads.generators.perspectives:PerspectivesConfig:run",
-    "tool_use": "ads.generators.tool_use:ToolUseConfig:run",
-}
-
-
-def register_kind(kind: str, target: str) -> None:
-    KINDS[kind] = target
-
-
 def _resolve_kind(kind: str) -> tuple[type[RunConfig], Callable[..., dict[str, Any]]]:
-    if kind not in KINDS:
-        raise ConfigError(f"key 'kind': unknown kind {kind!r}; choose from {sorted(KINDS)}")
-    mod_name, cls_name, fn_name = KINDS[kind].split(":")
-    mod = importlib.import_module(mod_name)
-    return getattr(mod, cls_name), getattr(mod, fn_name)
+    from ads.harness.kinds import resolve
+
+    return resolve(kind)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """--set / --resume / --overwrite, spelled and explained the same in every command that runs a config."""
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, keeping its type (repeatable), e.g. --set loop.iterations=3")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run in its folder")
+    g.add_argument("--overwrite", action="store_true", help="delete the run's folder and start again")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -89,11 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_run_args(sp: argparse.ArgumentParser, default_config: str | None) -> None:
         sp.add_argument("config", nargs="?" if default_config else None, default=default_config,
                         help="YAML config (its 'kind:' picks the generator)")
-        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, keeping its type (repeatable), e.g. --set loop.iterations=3")
-        g = sp.add_mutually_exclusive_group()
-        g.add_argument("--resume", action="store_true", help="continue an interrupted run in its folder")
-        g.add_argument("--overwrite", action="store_true", help="delete the run's folder and start again")
+        add_run_flags(sp)
 
     add_run_args(sub.add_parser("run", help="run an experiment from a config (default: configs/default.yaml)"),
                  str(DEFAULT_CONFIG))

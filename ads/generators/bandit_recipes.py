@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import Field, field_validator
 
@@ -36,6 +36,8 @@ from ads.generators.bandit.recipe import Context, RecipeSpec, extract_context
 from ads.generators.bandit.reward import (RewardConfig, batch_reward, downstream_batch_reward, item_reward,
                                           make_scorer)
 from ads.generators.bandit.router import FeedbackState, Router, RouterConfig
+from ads.harness.contract import Commit, Generator, Item, Store
+from ads.harness.runner import run_generator
 from ads.quality.diversity import diversity_report
 from ads.quality.validators import SuiteResult, ValidatorSpec, ValidatorSuite, build_validators, validation_counts
 from ads.report import print_table
@@ -43,7 +45,7 @@ from ads.run import RunContext
 from ads.store import JsonlStore
 from models.base import Model
 
-__all__ = ["BanditConfig", "run"]
+__all__ = ["BanditConfig", "BanditGenerator", "run"]
 
 DEFAULT_PROFILES = {"conservative": 0.2, "balanced": 0.7, "creative": 1.2}
 
@@ -84,9 +86,25 @@ class BanditConfig(RunConfig):
     reward: RewardConfig = RewardConfig()
 
 
-class BanditRun:
-    def __init__(self, cfg: BanditConfig, ctx: RunContext, model: Model | None = None):
-        self.cfg, self.ctx = cfg, ctx
+# --- generation on the executor (ads/executor.py) -----------------------------------------------
+def generate_item_work(env: Any, item: dict[str, Any]) -> tuple[Attempt, float]:
+    """Generate one item with the given arm on whichever process holds `env` (its model, context, arms)."""
+    t0 = time.perf_counter()
+    att = env.arms[item["arm"]].generate(env.model, env.context, item["id"], seed=env.cfg.seed,
+                                         max_tokens=env.cfg.loop.max_tokens)
+    return att, time.perf_counter() - t0
+
+
+class BanditGenerator(Generator):
+    """Rounds are router pulls: the arm of a round depends on the rewards of the rounds before it."""
+
+    kind = "bandit"
+    config_class = BanditConfig
+    stores = (Store("samples.jsonl"), Store("dataset.jsonl"), Store("iterations.jsonl", id_field="iteration"))
+    progress_unit, progress_desc = "item", "accepted"
+
+    def __init__(self, cfg: BanditConfig, ctx: RunContext, stores: dict[str, JsonlStore], model: Model | None = None):
+        super().__init__(cfg, ctx, stores)
         self.context: Context = extract_context(cfg.recipe, cfg.validators)
         try:
             arms = build_arms(self.context, cfg.arms.profiles, cfg.arms.include, cfg.arms.naive_output)
@@ -106,11 +124,9 @@ class BanditRun:
                                     + [FacetMentionValidator(f) for f in self.context.mention_facets]
                                     + ([DistinctSlotsValidator()] if self.context.grammar is not None else []))
         self.router = Router(cfg.router, cfg.seed)
-        self.worker_factory = BanditWorkerFactory(cfg, model)  # what a Ray/threads worker builds (generation only)
-        d = ctx.run_dir
-        self.samples = JsonlStore(d / "samples.jsonl")
-        self.dataset = JsonlStore(d / "dataset.jsonl")
-        self.iterations = JsonlStore(d / "iterations.jsonl", id_field="iteration")
+        self._factory = BanditWorkerFactory(cfg, model)  # what a Ray/threads worker builds (generation only)
+        self.samples, self.dataset = stores["samples.jsonl"], stores["dataset.jsonl"]
+        self.iterations = stores["iterations.jsonl"]
         ds = cfg.reward.downstream
         if (ds.enabled or ds.report) and ds.label_field not in cfg.recipe.facets \
                 and ds.label_field not in cfg.recipe.format.fields:
@@ -121,10 +137,12 @@ class BanditRun:
         self.scorer = self.reporter if ds.enabled else None
         self.state = FeedbackState(list(self.arms))
         self.resumed_items = 0
-        self._restore()
+
+    def worker_factory(self) -> BanditWorkerFactory:
+        return self._factory
 
     # -- resume ---------------------------------------------------------------------------
-    def _restore(self) -> None:
+    def restore(self) -> None:
         """Feedback state from state.json, brought up to date with the iteration log.
 
         state.json is written after an iteration's log line, so it is either current or one
@@ -180,33 +198,42 @@ class BanditRun:
                 "tokens": att.prompt_tokens + att.completion_tokens, "latency_s": round(att.latency_s, 3),
                 "wall_s": round(gen_s + time.perf_counter() - t0, 3)}
 
-    def _iteration(self, progress: Any) -> dict[str, Any]:
-        it = self.state.iteration
-        choice = self.router.choose(self.state)
+    def rounds(self) -> Iterator[list[Item]]:
+        """One router pull per round, until the target count of accepted items or the iteration cap.
+
+        The batch's items are independent given the arm (facets are drawn per item id, calls
+        seeded by it), so they are generated on the executor; validation (novelty remembers what
+        passed), the writes and the router update stay in the driver, in item order. A resumed
+        run's stored attempts of an unfinished iteration are reused (the router is seeded per
+        iteration, so it picks the same arm) and only the missing ones are generated."""
+        target, cap = self.cfg.recipe.target_count, self.cfg.loop.max_iterations
+        while self.state.collected < target and self.state.iteration < cap:
+            it = self.state.iteration
+            self._choice = self.router.choose(self.state)
+            self._t0 = time.perf_counter()
+            n = min(self.cfg.loop.batch_size, target - self.state.collected)
+            ids = [f"it{it:04d}-{j:02d}" for j in range(n)]
+            for s in self.sample_log:
+                if s["iteration"] == it and s["id"] in ids and s["arm"] != self._choice.arm:
+                    raise RuntimeError(f"resume mismatch: {s['id']} was made by {s['arm']}, "
+                                       f"router now picks {self._choice.arm}")
+            yield [Item(i, {"arm": self._choice.arm, "id": i}) for i in ids]
+
+    work = staticmethod(generate_item_work)
+
+    def commit(self, item: Item, result: tuple[Attempt, float]) -> Commit:
+        s = self._attempt(self.arms[self._choice.arm], item.id, self.state.iteration, result)
+        self.sample_log.append(s)
+        records = {"samples.jsonl": [s]}
+        if s["accepted"]:
+            records["dataset.jsonl"] = [self._dataset_record(s)]
+        return Commit(records=records, progress=1 if s["accepted"] else 0)
+
+    def end_round(self, items: list[Item]) -> Commit:
+        it, choice = self.state.iteration, self._choice
         arm = self.arms[choice.arm]
-        n = min(self.cfg.loop.batch_size, self.cfg.recipe.target_count - self.state.collected)
-        stored = {s["id"]: s for s in self.sample_log if s["iteration"] == it}
-        batch = []
-        t0 = time.perf_counter()
-        ids = [f"it{it:04d}-{j:02d}" for j in range(n)]
-        # the batch's items are independent given the arm (facets are drawn per item id, calls seeded by
-        # it): they are generated on the executor; validation (novelty remembers what passed), the
-        # writes and the router update stay here, in item order
-        todo = [{"arm": arm.name, "id": i} for i in ids if i not in stored]
-        generated = iter(self.ctx.executor().imap(generate_item_work, todo, env=self, factory=self.worker_factory,
-                                                  ledger=self.ctx.ledger))
-        for item_id in ids:
-            s = stored.get(item_id)
-            if s is None:
-                s = self._attempt(arm, item_id, it, next(generated))
-                self.samples.append(s)
-                self.sample_log.append(s)
-                if s["accepted"]:
-                    self.dataset.append(self._dataset_record(s))
-                    progress.update(1)
-            elif s["arm"] != arm.name:
-                raise RuntimeError(f"resume mismatch: {item_id} was made by {s['arm']}, router now picks {arm.name}")
-            batch.append(s)
+        by_id = {s["id"]: s for s in self.sample_log if s["iteration"] == it}
+        batch = [by_id[i.id] for i in items]
         accepted = sum(s["accepted"] for s in batch)
         rewards = [s["reward"] for s in batch]
         acc = ds = None
@@ -216,32 +243,35 @@ class BanditRun:
             acc = self.scorer.accuracy(self.dataset.read())
             ds = downstream_batch_reward(self.cfg.reward.downstream, prev, acc, accepted)
         reward = batch_reward(self.cfg.reward, rewards, ds)
-        rec = {"iteration": it, "arm": arm.name, "reason": choice.reason, "epsilon": choice.epsilon, "n": n,
+        rec = {"iteration": it, "arm": arm.name, "reason": choice.reason, "epsilon": choice.epsilon, "n": len(items),
                "accepted": accepted, "malformed": sum(s["malformed"] for s in batch),
                "item_reward": round(sum(rewards) / len(rewards), 6), "downstream_reward": ds,
                "dataset_accuracy": acc, "reward": reward, "collected": self.state.collected + accepted,
-               "wall_s": round(time.perf_counter() - t0, 2)}
+               "wall_s": round(time.perf_counter() - self._t0, 2)}
         if choice.samples is not None:  # thompson: the posterior draws behind the choice
             rec["thompson_draws"] = choice.samples
-        self.iterations.append(rec)
         self.iter_log.append(rec)
         self.state.update(arm.name, reward, accepted)
-        self.ctx.save_state({"feedback": self.state.to_dict(), "context": self.context.to_dict()})
-        self.ctx.tracker.log({**{k: v for k, v in rec.items() if k not in ("iteration", "thompson_draws")},
-                              **{f"thompson/{a}": v for a, v in (choice.samples or {}).items()},
-                              **{f"pulls/{a}": p for a, p in self.state.pulls.items()}}, step=it)
-        return rec
+        metrics = {**{k: v for k, v in rec.items() if k not in ("iteration", "thompson_draws")},
+                   **{f"thompson/{a}": v for a, v in (choice.samples or {}).items()},
+                   **{f"pulls/{a}": p for a, p in self.state.pulls.items()}}
+        return Commit(records={"iterations.jsonl": [rec]}, metrics=metrics, step=it,
+                      state={"feedback": self.state.to_dict(), "context": self.context.to_dict()},
+                      postfix={"arm": rec["arm"], "reward": f"{rec['reward']:.2f}"})
 
-    def run(self) -> dict[str, Any]:
-        from tqdm import tqdm
+    def announce(self) -> str:
+        return (f"recipe {self.cfg.recipe.domain!r}: target {self.cfg.recipe.target_count}, arms {list(self.arms)}, "
+                f"router {self.cfg.router.strategy}" + (f"; resuming at iteration {self.state.iteration} with "
+                                                        f"{self.state.collected} accepted" if self.resumed_items else ""))
 
-        target, cap = self.cfg.recipe.target_count, self.cfg.loop.max_iterations
-        with tqdm(total=target, initial=min(self.state.collected, target), desc="accepted", unit="item",
-                  disable=None) as bar:
-            while self.state.collected < target and self.state.iteration < cap:
-                rec = self._iteration(bar)
-                bar.set_postfix(arm=rec["arm"], reward=f"{rec['reward']:.2f}")
-        return self.summary()
+    def progress_total(self) -> int:
+        return self.cfg.recipe.target_count
+
+    def progress_done(self) -> int:
+        return self.state.collected
+
+    def report(self, summary: dict[str, Any]) -> None:
+        print_summary(summary)
 
     # -- summary ----------------------------------------------------------------------------
     def arm_stats(self) -> list[dict[str, Any]]:
@@ -291,15 +321,6 @@ class BanditRun:
         out["plots"] = write_plots(self.ctx.run_dir, self.iter_log, list(self.arms))
         write_arm_table(self.ctx.run_dir / "arms.csv", arms)
         return out
-
-
-# --- generation on the executor (ads/executor.py) -----------------------------------------------
-def generate_item_work(env: Any, item: dict[str, Any]) -> tuple[Attempt, float]:
-    """Generate one item with the given arm on whichever process holds `env` (its model, context, arms)."""
-    t0 = time.perf_counter()
-    att = env.arms[item["arm"]].generate(env.model, env.context, item["id"], seed=env.cfg.seed,
-                                         max_tokens=env.cfg.loop.max_tokens)
-    return att, time.perf_counter() - t0
 
 
 class _GenerationEnv:
@@ -360,14 +381,4 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def run(cfg: BanditConfig, ctx: RunContext, model: Model | None = None) -> dict[str, Any]:
-    br = BanditRun(cfg, ctx, model)
-    print(f"recipe {cfg.recipe.domain!r}: target {cfg.recipe.target_count}, arms {list(br.arms)}, "
-          f"router {cfg.router.strategy}" + (f"; resuming at iteration {br.state.iteration} with "
-                                             f"{br.state.collected} accepted" if br.resumed_items else ""))
-    out = br.run()
-    from ads.export.at_end import export_at_end
-
-    export_at_end(ctx, out)  # RUN_DIR/export (HF dataset + card) and the W&B artifact, before finish closes W&B
-    summary = ctx.finish(out)
-    print_summary(summary)
-    return summary
+    return run_generator(BanditGenerator, cfg, ctx, model=model)

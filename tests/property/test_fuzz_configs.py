@@ -57,9 +57,9 @@ def config_dict(draw, cls: type[BaseModel], depth: int = 0) -> dict:
 
 
 def _kinds() -> dict[str, type[BaseModel]]:
-    from ads.cli import KINDS, _resolve_kind
+    from ads.harness.kinds import kinds, resolve
 
-    return {k: _resolve_kind(k)[0] for k in KINDS}
+    return {k: resolve(k)[0] for k in kinds()}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def kinds():
 @pytest.fixture
 def no_run(monkeypatch):
     """A config that validates stops right where a run would start: the property is about input."""
-    from ads.cli import UserError
+    from models.errors import UserError
     from ads.run import RunContext
 
     def stop(*a, **k):

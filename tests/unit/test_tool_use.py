@@ -615,18 +615,16 @@ def test_openai_tools_object_with_declared_returns_feeds_the_graph(tmp_path):
 
 
 def test_shipped_config_loads_and_is_registered_with_main_py():
-    import importlib
-
-    from ads.cli import KINDS
     from ads.config import load_config
     from ads.generators.tool_use import DEFAULT_CONFIG, ToolUseConfig, resolve_paths
 
     cfg = load_config(ToolUseConfig, DEFAULT_CONFIG)
     assert cfg.kind == "tool_use" and cfg.mode == "mixed" and cfg.corpus_memory
     assert all(Path(p).exists() for p in resolve_paths(cfg.tools.paths))
-    mod, cls, fn = KINDS["tool_use"].split(":")
-    m = importlib.import_module(mod)
-    assert getattr(m, cls) is ToolUseConfig and callable(getattr(m, fn))
+    from ads.harness.kinds import resolve
+
+    cfg_cls, run = resolve("tool_use")
+    assert cfg_cls is ToolUseConfig and callable(run)
 
 
 def test_planner_gives_one_value_per_parameter_name_across_steps(built):
