@@ -100,8 +100,8 @@ EXTRA_COMMANDS: list[tuple[str, str, str]] = [
     ("classify", "ads.downstream.classifier:main", "topic classifier trained on synthetic texts, scored on real Wikipedia"),
     ("tools", "ads.generators.tool_use:main", "tool-use conversations: build, generate, evaluate, validate, metrics, inspect"),
     ("evolve", "ads.generators.self_evolving:main", "self-evolving benchmark with flag-style knobs (--accept-target ...)"),
-    ("export", "ads.export.cli:export_main", "export a run (any generator) as a Hugging Face dataset with a card"),
-    ("show", "ads.export.cli:show_main", "print sample records of a run (any generator), accepted or --rejected"),
+    ("export", "ads.export.commands:export_main", "export a run (any generator) as a Hugging Face dataset with a card"),
+    ("show", "ads.export.commands:show_main", "print sample records of a run (any generator), accepted or --rejected"),
     ("judge-check", "ads.quality.calibration:main", "does the config's judge separate planted good from bad items? (AUC per use)"),
 ]
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from models.config import ModelConfig, Strict  # noqa: F401 (re-exported)
+from models.model_config import ModelConfig, Strict  # noqa: F401 (re-exported)
 from models.errors import ConfigError  # noqa: F401 (re-exported)
 
 

