@@ -352,7 +352,37 @@ SPECS: dict[str, GeneratorSpec] = {
 }
 
 
+def generic_spec(kind: str, store: str, id_field: str, columns: dict[str, str]) -> GeneratorSpec:
+    """The export of a generator with no hand-written spec (a sixth one): every record of its
+    first store is an accepted row; `columns` maps instruction/response/text to its record's
+    fields, and the whole record rides along as JSON in `record`."""
+
+    def rows(run_dir: Path, cfg: dict[str, Any]) -> list[Row]:
+        out = []
+        for r in _read(run_dir / store, id_field):
+            pick = {col: _str(r.get(field)) for col, field in columns.items()}
+            out.append({"id": str(r.get(id_field)), "accepted": True, "reject_reason": None,
+                        "instruction": pick.get("instruction", ""), "response": pick.get("response", ""),
+                        "text": pick.get("text") or pick.get("response", ""), "judge_score": None,
+                        "record": json.dumps(r, ensure_ascii=False, sort_keys=True)})
+        return out
+
+    def features(cfg: dict[str, Any]) -> dict[str, Any]:
+        from datasets import Value
+
+        return {"record": Value("string")}
+
+    return GeneratorSpec(kind, (store,), id_field, rows, features,
+                         notes=(f"generic export: one row per record of {store}; the record itself is `record`",))
+
+
 def spec_for(kind: str) -> GeneratorSpec:
-    if kind not in SPECS:
-        raise ExportError(f"config.yaml: key 'kind': no export spec for {kind!r}; known: {sorted(SPECS)}")
-    return SPECS[kind]
+    if kind in SPECS:
+        return SPECS[kind]
+    from ads.harness.kinds import GENERATORS, generator_class
+
+    if kind in GENERATORS:
+        cls = generator_class(kind)
+        first = cls.stores[0]
+        return generic_spec(kind, first.file, first.id_field, dict(getattr(cls, "export_columns", {})))
+    raise ExportError(f"config.yaml: key 'kind': no export spec for {kind!r}; known: {sorted(SPECS)}")

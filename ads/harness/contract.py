@@ -70,6 +70,10 @@ class Generator:
     stores: ClassVar[tuple[Store, ...]] = ()
     progress_unit: ClassVar[str] = "item"
     progress_desc: ClassVar[str] = "items"
+    # The export (RUN/export, `main.py export`, `main.py finetune`): the five built-in kinds have
+    # typed specs in ads/export/specs.py; any other kind exports the first store's records, with
+    # these of their fields as the instruction / response / text columns.
+    export_columns: ClassVar[dict[str, str]] = {}
 
     def __init__(self, cfg: Any, ctx: Any, stores: dict[str, JsonlStore], **components: Any):
         self.cfg, self.ctx, self.out = cfg, ctx, stores
