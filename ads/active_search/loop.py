@@ -32,7 +32,7 @@ from ads.active_search.planning import ExemplarMemory, Optimizer, plan_json, tas
 from ads.active_search.policy import Answer, Policy
 from ads.active_search.training_data import new_rows, rows_from_observations
 from ads.config import ConfigError, ModelConfig, RunConfig, Strict
-from ads.generators.trajectory import Trajectory, execute
+from ads.active_search.api_trajectories import Trajectory, execute
 from ads.ledger import ledger_scope
 from ads.run import RunContext
 from ads.store import JsonlStore, atomic_write_json

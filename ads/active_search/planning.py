@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from ads.active_search.instruction_sets import Task
-from ads.generators.trajectory import ApiCall, Trajectory, parse_trajectory, trajectory_schema
+from ads.active_search.api_trajectories import ApiCall, Trajectory, parse_trajectory, trajectory_schema
 from apis.base import ApiRegistry
 from models.base import Model, ModelError
 

@@ -11,7 +11,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ads.generators.trajectory import parse_trajectory
+from ads.active_search.api_trajectories import parse_trajectory
 from ads.quality.judge import DEFAULT_CRITERIA, Judge, parse_judgment
 from apis.demonstrations import validate_pairs
 from models.fake import FakeModel

@@ -18,7 +18,7 @@ from ads.downstream.evalset import is_heldout
 from ads.active_search.loop import ADSConfig, ActiveDataSearch
 from ads.active_search.outputs import run
 from ads.active_search.planning import ExemplarMemory, random_plan
-from ads.generators.trajectory import parse_trajectory, trajectory_schema
+from ads.active_search.api_trajectories import parse_trajectory, trajectory_schema
 from ads.run import RunContext
 from ads.store import JsonlStore
 from apis.base import ApiRegistry, ArgSpec, Observation
@@ -210,7 +210,7 @@ def test_evaluation_has_every_method_paired_with_intervals_and_matched_cost(tmp_
 def test_random_plans_spend_exactly_the_target_cost(target):
     import random
 
-    from ads.generators.trajectory import execute
+    from ads.active_search.api_trajectories import execute
 
     reg = ApiRegistry([Retrieval(), Demos()])
     for seed in range(20):

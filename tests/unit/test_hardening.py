@@ -218,7 +218,7 @@ def test_a_valid_last_record_without_newline_is_kept(tmp_path, capsys):
 
 # --- 6. deep JSON from a model or a server is a rejection ----------------------------------------
 def test_deep_json_in_model_output_is_a_rejection_not_recursion_error():
-    from ads.generators.trajectory import parse_trajectory
+    from ads.active_search.api_trajectories import parse_trajectory
     from ads.quality.judge import DEFAULT_CRITERIA, parse_judgment
     from models.hf import first_json_object
     from models.structured import parse_json

@@ -137,16 +137,3 @@ def execute(traj: Trajectory, registry: ApiRegistry, task_text: str = "") -> Tra
     traj.observations = [registry.call(c.name, fill_task(c.arguments, task_text)) for c in traj.calls]
     return traj
 
-
-def render_context(observations: list[Observation], max_chars: int) -> str:
-    """The acquired data as the policy sees it: numbered, successful observations only, bounded."""
-    parts, used = [], 0
-    for i, obs in enumerate(o for o in observations if o.ok):
-        block = f"[{i + 1}] {obs.text.strip()}"
-        if used + len(block) > max_chars:
-            block = block[: max(0, max_chars - used)]
-        if not block:
-            break
-        parts.append(block)
-        used += len(block)
-    return "\n".join(parts)
