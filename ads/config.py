@@ -11,10 +11,10 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from models.model_config import ModelConfig, Strict  # noqa: F401 (re-exported)
 from models.errors import ConfigError  # noqa: F401 (re-exported)
@@ -54,8 +54,39 @@ class ExecutorConfig(Strict):
     item_timeout_s: float | None = Field(None, gt=0)
 
 
+def move_legacy_roles(data: Any, legacy: dict[str, str]) -> Any:
+    """Every generator names its models the same way, `models: {role: ...}`; the top-level keys
+    each one used before (`policy:`, `model:`, `judge:`, `model_config:` ...) are still read, and
+    moved under `models:`. A partial section (`--set model.n_threads=1`) is merged into the role's
+    section; a role set both ways with whole values is an error naming both keys."""
+    if not isinstance(data, dict) or not legacy or not any(k in data for k in legacy):
+        return data
+    data = dict(data)
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        return data  # validation names the wrong type
+    models = dict(models)
+    for key, role in legacy.items():
+        if key not in data:
+            continue
+        value = data.pop(key)
+        have = models.get(role)
+        if isinstance(have, dict) and isinstance(value, dict):
+            models[role] = {**have, **value}
+        elif role in models:
+            raise ValueError(f"'{key}' and 'models.{role}' both set the {role} model; keep one (models.{role})")
+        else:
+            models[role] = value
+    data["models"] = models
+    return data
+
+
 class RunConfig(Strict):
-    """Fields every run shares. Generators subclass this and add their own section."""
+    """Fields every run shares. Generators subclass this and add their own section, including
+    `models:` (a section per model role) and, in `LEGACY_ROLE_KEYS`, the older top-level key of
+    each role that configs may still use."""
+
+    LEGACY_ROLE_KEYS: ClassVar[dict[str, str]] = {}
 
     kind: str = "ads"
     name: str = "run"
@@ -65,6 +96,11 @@ class RunConfig(Strict):
     cache: CacheConfig = CacheConfig()
     tracking: TrackingConfig = TrackingConfig()
     executor: ExecutorConfig = ExecutorConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_roles(cls, data: Any) -> Any:
+        return move_legacy_roles(data, cls.LEGACY_ROLE_KEYS)
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -73,11 +73,17 @@ class LoopConfig(Strict):
     max_tokens: int = Field(200, ge=16)
 
 
+class BanditModels(Strict):
+    generator: ModelConfig = ModelConfig()
+    judge: ModelConfig | None = None  # needed only by judge_* validators
+
+
 class BanditConfig(RunConfig):
+    LEGACY_ROLE_KEYS = {"model": "generator", "judge": "judge"}
+
     kind: Literal["bandit"] = "bandit"
     name: str = "bandit"
-    model: ModelConfig = ModelConfig()
-    judge: ModelConfig | None = None  # needed only by judge_* validators
+    models: BanditModels = BanditModels()
     recipe: RecipeSpec
     validators: list[ValidatorSpec] = []
     arms: ArmsConfig = ArmsConfig()
@@ -115,11 +121,11 @@ class BanditGenerator(Generator):
             raise ConfigError(f"arms.include {cfg.arms.include} keeps no arm; available families: "
                               f"{self.context.arm_families}, profiles: {sorted(cfg.arms.profiles)}")
         needs_judge = any(v.type in ("judge_faithfulness", "judge_score") for v in cfg.validators)
-        if needs_judge and cfg.judge is None:
-            raise ConfigError("validators use a judge: set `judge:` (a model config) in the recipe")
+        if needs_judge and cfg.models.judge is None:
+            raise ConfigError("validators use a judge: set `models.judge:` (a model config) in the recipe")
         # `model`: a backend built in code (tests pass a FakeModel); it is still cached and ledgered
-        self.model = ctx.wrap(model, "generator") if model is not None else ctx.model("generator", cfg.model)
-        judge_model = ctx.model("judge", cfg.judge) if needs_judge and cfg.judge else None
+        self.model = ctx.wrap(model, "generator") if model is not None else ctx.model("generator", cfg.models.generator)
+        judge_model = ctx.model("judge", cfg.models.judge) if needs_judge and cfg.models.judge else None
         self.suite = ValidatorSuite(build_validators(cfg.validators, judge_model=judge_model)
                                     + [FacetMentionValidator(f) for f in self.context.mention_facets]
                                     + ([DistinctSlotsValidator()] if self.context.grammar is not None else []))
@@ -329,7 +335,7 @@ class _GenerationEnv:
     def __init__(self, cfg: BanditConfig, model: Model | None):
         self.cfg = cfg
         self.ctx = RunContext.for_worker(cfg)
-        self.model = self.ctx.wrap(model, "generator") if model is not None else self.ctx.model("generator", cfg.model)
+        self.model = self.ctx.wrap(model, "generator") if model is not None else self.ctx.model("generator", cfg.models.generator)
         self.context = extract_context(cfg.recipe, cfg.validators)
         self.arms = {a.name: a for a in build_arms(self.context, cfg.arms.profiles, cfg.arms.include,
                                                    cfg.arms.naive_output)}

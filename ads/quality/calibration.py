@@ -118,10 +118,10 @@ ASSISTANT_VOICE = "Sure, I'll do that! Could you please provide me with the {par
 
 def tool_use_items(n_good: int, seed: int = 0, paths: list[str] | None = None) -> tuple[list[Item], Any]:
     """Good conversations from the real ToolBench queries, each with one corrupted copy."""
-    from ads.generators.tools.conversation import Planner
-    from ads.generators.tools.executor import OfflineExecutor
     from ads.generators.tools.pipeline import build_all
     from ads.generators.tools.sampler import ChainPlan
+    from ads.generators.tools.tool_calls import OfflineExecutor
+    from ads.generators.tools.user_values import Planner
 
     built = build_all(paths or [str(REPO / "data" / "toolbench")], nestful=False)
     reg = built.reg
@@ -276,7 +276,7 @@ def score_tool_use(items: list[Item], model: Any, threshold: float = 3.5, judge_
 
 
 def score_self_evolving(items: list[Item], model: Any, threshold: float = 6.5, **judge_kw: Any) -> list[Scored]:
-    from ads.generators.evolve.judge import TaskJudge
+    from ads.generators.evolve.task_judge import TaskJudge
 
     j = TaskJudge(model, **judge_kw)
     out = []
@@ -354,10 +354,11 @@ def plan_for(cfg: Any) -> Plan:
                                                 "rationale_chars": cfg.judge_rationale_chars}})
     if kind == "bandit":
         specs = [v for v in cfg.validators if getattr(v, "type", None) == "judge_score"]
-        if cfg.judge is None:
-            raise ConfigError(f"{cfg.name}: this recipe configures no judge (no `judge:`), so there is nothing to check")
+        if cfg.models.judge is None:
+            raise ConfigError(f"{cfg.name}: this recipe configures no judge (no `models.judge:`), so there is "
+                              f"nothing to check")
         spec = specs[0] if specs else None
-        return Plan(kind, cfg.judge, ["recipe"], {"recipe": spec.min_score if spec else 5.0},
+        return Plan(kind, cfg.models.judge, ["recipe"], {"recipe": spec.min_score if spec else 5.0},
                     judge_kw={"recipe": {"max_attempts": spec.max_attempts if spec else 2}})
     raise ConfigError(f"judge-check: a {kind!r} config has no judge use to check; it works on tool_use, "
                       "self_evolving and bandit configs")

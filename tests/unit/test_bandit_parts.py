@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ads.config import ConfigError, load_config, validate
 from ads.generators.bandit.arms import build_arms, clean_text, instruction
@@ -47,7 +48,7 @@ def test_shipped_recipes_use_the_seeds_validation_layers():
         assert types & {"embedding_similarity", "embedding_spread"}, name  # model-based
         assert types & {"distinct_n", "novelty", "embedding_spread"}, name  # diversity
     judged = [n for n, c in cfgs.items() if {v.type for v in c.validators} & {"judge_score", "judge_faithfulness"}]
-    assert judged and all(cfgs[n].judge is not None for n in judged)
+    assert judged and all(cfgs[n].models.judge is not None for n in judged)
 
 
 def _recipe(**over):
@@ -388,3 +389,25 @@ def test_a_bad_labelled_file_is_a_config_error_naming_the_line(tmp_path, bad_lin
     assert ":61:" in str(e.value)
     with pytest.raises(ConfigError, match="is not a file"):
         make_scorer(DownstreamConfig(task="labelled_jsonl", eval_path=str(tmp_path / "missing.jsonl")))
+
+
+def test_model_roles_live_under_models_and_the_older_keys_still_load(tmp_path):
+    """One shape for every generator (models: {role: ...}); `model:`/`judge:` are read as before."""
+    recipe = {"domain": "d", "task": "Write about {x}.", "facets": {"x": ["a", "b"]}, "target_count": 2}
+    new = tmp_path / "new.yaml"
+    new.write_text(yaml.safe_dump({"kind": "bandit", "recipe": recipe,
+                                   "models": {"generator": {"name": "smollm2-135m", "n_threads": 2},
+                                              "judge": {"name": "qwen"}}}))
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({"kind": "bandit", "recipe": recipe, "model": {"name": "smollm2-135m",
+                                                                                 "n_threads": 2},
+                                   "judge": {"name": "qwen"}}))
+    a, b = load_config(BanditConfig, new), load_config(BanditConfig, old)
+    assert a == b and a.models.generator.n_threads == 2 and a.models.judge.name == "qwen"
+    # a partial override of the older key merges into the role (what the kill-loop specs pass)
+    c = load_config(BanditConfig, new, ["model.n_threads=1"])
+    assert c.models.generator.n_threads == 1 and c.models.generator.name == "smollm2-135m"
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump({"kind": "bandit", "recipe": recipe, "judge": None, "models": {"judge": None}}))
+    with pytest.raises(ConfigError, match="'judge' and 'models.judge' both set the judge model"):
+        load_config(BanditConfig, both)
