@@ -88,22 +88,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_args(sub.add_parser("generate", help="same as run; reads better for generator recipes"), None)
     sp = sub.add_parser("models", help="list the model names the registry resolves")
     sp.add_argument("--models-dir", default="cache/models")
-    for name, target, help_ in EXTRA_COMMANDS:
+    for name, target, help_ in extra_commands():
         sp = sub.add_parser(name, help=help_, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
-# Generators with their own command lines: (subcommand, "module:function(argv)->int", help)
-EXTRA_COMMANDS: list[tuple[str, str, str]] = [
+# Commands that are not a generator's: (subcommand, "module:function(argv)->int", help)
+TOOL_COMMANDS: list[tuple[str, str, str]] = [
     ("finetune", "ads.finetune:main", "LoRA fine-tune a small model on a generated dataset; score it on real held-out tasks"),
     ("classify", "ads.downstream.classifier:main", "topic classifier trained on synthetic texts, scored on real Wikipedia"),
-    ("tools", "ads.generators.tool_use:main", "tool-use conversations: build, generate, evaluate, validate, metrics, inspect"),
-    ("evolve", "ads.generators.self_evolving:main", "self-evolving benchmark with flag-style knobs (--accept-target ...)"),
     ("export", "ads.export.commands:export_main", "export a run (any generator) as a Hugging Face dataset with a card"),
     ("show", "ads.export.commands:show_main", "print sample records of a run (any generator), accepted or --rejected"),
     ("judge-check", "ads.quality.calibration:main", "does the config's judge separate planted good from bad items? (AUC per use)"),
 ]
+
+
+def extra_commands() -> list[tuple[str, str, str]]:
+    """The tool commands, then every generator's own command line (ads/harness/kinds.py), as
+    `main.py <kind> ...` and its alias: `main.py tools generate ...` = `main.py tool_use generate ...`."""
+    from ads.harness.kinds import commands
+
+    gen = [(name, target, f"the {kind} generator's own commands (main.py {name} -h)")
+           for name, (kind, target) in commands().items()]
+    return TOOL_COMMANDS + gen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]
     elif argv[0].endswith((".yaml", ".yml")):
         argv = ["run", *argv]
-    extra = {name: target for name, target, _ in EXTRA_COMMANDS}
+    extra = {name: target for name, target, _ in extra_commands()}
     if argv[0] in extra:
         mod_name, fn_name = extra[argv[0]].split(":")
         return int(getattr(importlib.import_module(mod_name), fn_name)(argv[1:]) or 0)

@@ -1,38 +1,60 @@
 """The registry of generator kinds: the `kind:` of a YAML config -> the Generator class.
 
 Entries are "module:Class" strings, imported on first use so `main.py --help` stays instant.
-A generator whose seed has its own command line names it in its class (`commands`), and
-`main.py <kind> ...` runs it.
+A generator whose seed has its own command line names it here (`commands`), and
+`main.py <kind> ...` (or a shorter alias, `main.py tools ...`) runs it.
 """
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
 from models.errors import ConfigError
 
-GENERATORS: dict[str, str] = {
-    "ads": "ads.active_search.outputs:ADSConfig:run",
-    "bandit": "ads.generators.bandit_recipes:BanditGenerator",
-    "self_evolving": "ads.generators.self_evolving:SelfEvolvingConfig:run",
-    "perspectives": "ads.generators.perspectives:PerspectivesConfig:run",
-    "tool_use": "ads.generators.tool_use:ToolUseConfig:run",
+
+@dataclass(frozen=True)
+class Kind:
+    generator: str  # "module:GeneratorClass"
+    commands: str | None = None  # "module:main(argv) -> int": the seed's own command line, `main.py <kind> ...`
+    aliases: tuple[str, ...] = ()  # shorter subcommand names for `commands`
+
+
+GENERATORS: dict[str, Kind] = {
+    "ads": Kind("ads.active_search.outputs:ADSConfig:run"),
+    "bandit": Kind("ads.generators.bandit_recipes:BanditGenerator"),
+    "self_evolving": Kind("ads.generators.self_evolving:SelfEvolvingConfig:run",
+                          commands="ads.generators.self_evolving:main", aliases=("evolve",)),
+    "perspectives": Kind("ads.generators.perspectives:PerspectivesConfig:run",
+                         commands="ads.generators.perspectives:main"),
+    "tool_use": Kind("ads.generators.tool_use:ToolUseConfig:run", commands="ads.generators.tool_use:main",
+                     aliases=("tools",)),
 }
 
 
-def register(kind: str, target: str) -> None:
+def register(kind: str, generator: str, commands: str | None = None) -> None:
     """Add a kind ("module:GeneratorClass"), e.g. from a plugin or a test."""
-    GENERATORS[kind] = target
+    GENERATORS[kind] = Kind(generator, commands)
 
 
 def kinds() -> list[str]:
     return sorted(GENERATORS)
 
 
+def commands() -> dict[str, tuple[str, str]]:
+    """Subcommand name -> (kind, "module:main") for every kind with its own command line."""
+    out = {}
+    for kind, k in GENERATORS.items():
+        if k.commands:
+            for name in (kind, *k.aliases):
+                out[name] = (kind, k.commands)
+    return out
+
+
 def generator_class(kind: str) -> Any:
     if kind not in GENERATORS:
         raise ConfigError(f"key 'kind': unknown kind {kind!r}; choose from {kinds()}")
-    mod, _, name = GENERATORS[kind].partition(":")
+    mod, _, name = GENERATORS[kind].generator.partition(":")
     return getattr(importlib.import_module(mod), name.split(":")[0])
 
 
@@ -40,7 +62,7 @@ def resolve(kind: str) -> tuple[type, Any]:
     """(config class, run function(cfg, ctx, **components) -> summary) of a kind."""
     from ads.harness.runner import run_generator
 
-    target = GENERATORS.get(kind, "")
+    target = GENERATORS[kind].generator if kind in GENERATORS else ""
     if target.count(":") == 2:  # a generator not yet on the contract: module:Config:run
         mod_name, cls_name, fn_name = target.split(":")
         mod = importlib.import_module(mod_name)
