@@ -340,8 +340,8 @@ def test_naive_arm_replies_are_records_or_counted_rejections(bandit_arms, data):
 
 # --- perspectives: plain and structured responses ------------------------------------------------
 def _engine(output=None, truncated="trim"):
-    from ads.generators.persp.config import QualityConfig, RetryConfig
     from ads.generators.persp.engine import Engine
+    from ads.generators.persp.settings import QualityConfig, RetryConfig
 
     return Engine(FakeModel(["x"]), "task", [], 64, 0.7, 0, RetryConfig(),
                   QualityConfig(truncated=truncated), output=output)
@@ -358,7 +358,7 @@ def test_perspectives_response_is_a_value_or_a_counted_rejection(data, finish):
     """Structured responses (a JSON schema, one field kept) and plain text under each truncation rule;
     run_unit keeps a response only when _parse gives no reason, else the reason is recorded and
     the unit counted as rejected."""
-    from ads.generators.persp.config import OutputFormat
+    from ads.generators.persp.settings import OutputFormat
 
     if data.draw(st.booleans(), label="structured"):
         text = data.draw(st.one_of(model_output(), near_object(PERSP_SCHEMA)), label="reply")

@@ -18,10 +18,10 @@ import pytest
 
 from ads.config import ConfigError
 from ads.generators import perspectives as P
-from ads.generators.persp.config import PerspModelConfig, RetryConfig
 from ads.generators.persp.engine import backoff_delay, trim_to_sentence
 from ads.generators.persp.inputs import read_input_file
 from ads.generators.persp.provider import choose, detect_provider
+from ads.generators.persp.settings import PerspModelConfig, RetryConfig
 from ads.run import RunContext, run_id_for
 from models.base import Completion, ModelError
 from models.fake import FakeModel
@@ -526,3 +526,25 @@ def test_a_failing_http_call_is_retried_by_the_client_only(tmp_path, monkeypatch
     assert len(summary["failed_units"]) == 1 and "after the client's own retries" in \
         summary["failed_units"][0]["error"]
     assert summary["quality"]["totals"]["ok"] == 1
+
+
+def test_the_registry_can_name_the_generator_class(tmp_path, monkeypatch):
+    """The one runner drives PerspectivesGenerator with the components a caller passes (a FakeModel
+    here), as `main.py run` does once the registry names the class instead of module:Config:run."""
+    from ads.harness import kinds
+
+    monkeypatch.setattr(kinds, "GENERATORS", dict(kinds.GENERATORS))  # the registration ends with the test
+    kinds.register("perspectives", "ads.generators.perspectives:PerspectivesGenerator")
+    cfg_cls, run = kinds.resolve("perspectives")
+    assert cfg_cls is P.PerspectivesConfig
+    cfg = P.load_perspectives_config(base_config(tmp_path))
+    summary = run(cfg, RunContext.create(cfg), model=FakeModel(responder))
+    assert summary["quality"]["totals"]["ok"] == 6 and load_dataset(summary)["tasks"]
+
+
+def test_module_cli_takes_the_shared_run_flags(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(base_config(tmp_path)), encoding="utf-8")
+    with pytest.raises(SystemExit) as e:
+        P.main([str(path), "--resume", "--overwrite"])
+    assert e.value.code == 2 and "not allowed with argument" in capsys.readouterr().err

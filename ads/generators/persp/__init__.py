@@ -1,2 +1,2 @@
-"""Parts of the multi-perspective pipeline (ads/generators/perspectives.py): config sections,
-provider detection, input data, and the engine that runs one input x perspective unit."""
+"""The multi-perspective pipeline (entry name: ads/generators/perspectives.py, which lists what
+each module here does)."""

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ads.generators.persp.config import OutputFormat, Perspective, QualityConfig, RetryConfig
+from ads.generators.persp.settings import OutputFormat, Perspective, QualityConfig, RetryConfig
 from ads.generators.persp.inputs import TaskInput
 from ads.quality import Judge, ValidatorSuite
 from models.base import Completion, Message, Model, ModelError, approx_tokens

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 
 from ads.config import ConfigError, ModelConfig
-from ads.generators.persp.config import PerspModelConfig
+from ads.generators.persp.settings import PerspModelConfig
 
 OPENAI_PREFIXES = ("gpt-", "o1", "o3", "o4", "text-davinci-", "davinci-", "chatgpt-")
 HOSTED = {

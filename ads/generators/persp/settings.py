@@ -1,4 +1,4 @@
-"""Config sections of the perspectives pipeline, in the shape of the original JSON configs.
+"""The perspectives pipeline's config, in the shape of the original JSON configs.
 
 The original configs (`task_type`, `model_config`, `agent_perspectives`, `data_config`,
 `add_references`, `api_provider`) load unchanged; everything this harness adds (retries,
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ads.config import ModelConfig, Strict
+from ads.config import ModelConfig, RunConfig, Strict
+from ads.generators.persp.inputs import check_input_path
 from ads.quality.judge import Criterion
 from ads.quality.validators import DistinctNCfg, LengthCfg, ValidatorSpec
 
 Provider = Literal["auto", "local", "openai", "together", "openai_compatible"]
+TEST_SAMPLES, TEST_PERSPECTIVES = 10, 4
 
 
 class PerspModelConfig(Strict):
@@ -123,3 +125,37 @@ class OutputFormat(Strict):
         if self.field is not None and self.field not in props:
             raise ValueError(f"field {self.field!r} is not one of the schema's properties {sorted(props)}")
         return self
+
+
+class PerspectivesConfig(RunConfig):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, populate_by_name=True)
+
+    kind: Literal["perspectives"] = "perspectives"
+    name: str = "perspectives"
+    task_type: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    task_description: str = Field(min_length=1)
+    generator: PerspModelConfig = Field(default_factory=PerspModelConfig, alias="model_config")
+    agent_perspectives: list[Perspective] = Field(min_length=1)
+    data_config: DataConfig
+    add_references: bool = False  # prepend the input's reference as a first "Reference" agent
+    api_provider: Provider = "auto"
+    output_format: OutputFormat | None = None  # structured responses (json_schema) instead of text
+    test: bool = False  # the original --test: 10 samples, first 4 perspectives
+    retry: RetryConfig = RetryConfig()
+    quality: QualityConfig = QualityConfig()
+    output_dir: str | None = None  # also write [task_type]_[model]_[timestamp].json here (e.g. data/agents)
+
+    @model_validator(mode="after")
+    def _input_exists(self) -> "PerspectivesConfig":
+        # Checked when the config loads, so a missing file is one error before any run folder or
+        # model exists. The message names the file and the format to put there.
+        check_input_path(self.data_config.input_data_path, self.task_type)
+        return self
+
+
+def effective(cfg: PerspectivesConfig) -> tuple[list[Perspective], int]:
+    """(perspectives, sample size) a run really uses: the original tool's --test means 10 samples
+    whatever sample_size says, and the first 4 perspectives."""
+    if cfg.test:
+        return cfg.agent_perspectives[:TEST_PERSPECTIVES], TEST_SAMPLES
+    return list(cfg.agent_perspectives), cfg.data_config.sample_size
