@@ -144,6 +144,10 @@ class RunContext:
             self._executor = make_executor(getattr(self.cfg, "executor", None))
         return self._executor
 
+    def is_run_executor(self, executor: Any) -> bool:
+        """Whether `executor` is this run's own (closed by finish/abort), not one a generator made."""
+        return executor is self._executor
+
     def close_executor(self) -> None:
         if self._executor is not None:
             ex, self._executor = self._executor, None

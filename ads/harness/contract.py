@@ -96,6 +96,12 @@ class Generator:
         """What `work` receives in this process."""
         return self
 
+    def executor(self) -> Any:
+        """Where this generator's items run: the run's executor (config `executor:`) by default. A
+        generator may return its own (e.g. threads for an HTTP endpoint's concurrency); the runner
+        closes an executor that is not the run's when the work ends."""
+        return self.ctx.executor()
+
     def worker_factory(self) -> Callable[[], Any] | None:
         """Builds `env()`'s equivalent in a worker process (Ray, threads); None: work runs here only."""
         return None

@@ -38,25 +38,32 @@ def apply_commit(gen: Generator, commit: Commit | None, bar: Any) -> None:
         bar.set_postfix(commit.postfix)
 
 
-def drive(gen: Generator) -> None:
-    """Every round of `gen`, resumed where its stores say it stopped."""
+def drive(gen: Generator, progress: bool | None = None) -> None:
+    """Every round of `gen`, resumed where its stores say it stopped. `progress`: None shows the
+    bar on a terminal only, False never, True always."""
     from tqdm import tqdm
 
-    executor = gen.ctx.executor()
+    executor = gen.executor()
     total = gen.progress_total()
-    with tqdm(total=total, initial=min(gen.progress_done(), total) if total else gen.progress_done(),
-              desc=gen.progress_desc, unit=gen.progress_unit, dynamic_ncols=True, disable=None) as bar:
-        for items in gen.rounds():
-            todo = [it for it in items if not gen.is_done(it)]
-            if todo:
-                results = executor.imap(type(gen).work, [it.payload for it in todo], env=gen.env(),
-                                        factory=gen.worker_factory(), ledger=gen.ctx.ledger)
-                for item, result in zip(todo, results):
-                    apply_commit(gen, gen.commit(item, result), bar)
-            apply_commit(gen, gen.end_round(items), bar)
+    try:
+        with tqdm(total=total, initial=min(gen.progress_done(), total) if total else gen.progress_done(),
+                  desc=gen.progress_desc, unit=gen.progress_unit, dynamic_ncols=True,
+                  disable=None if progress is None else not progress) as bar:
+            for items in gen.rounds():
+                todo = [it for it in items if not gen.is_done(it)]
+                if todo:
+                    results = executor.imap(type(gen).work, [it.payload for it in todo], env=gen.env(),
+                                            factory=gen.worker_factory(), ledger=gen.ctx.ledger)
+                    for item, result in zip(todo, results):
+                        apply_commit(gen, gen.commit(item, result), bar)
+                apply_commit(gen, gen.end_round(items), bar)
+    finally:
+        if not gen.ctx.is_run_executor(executor):  # the generator's own (ctx closes the run's)
+            executor.close()
 
 
-def run_generator(gen_cls: type[Generator], cfg: Any, ctx: Any, **components: Any) -> dict[str, Any]:
+def run_generator(gen_cls: type[Generator], cfg: Any, ctx: Any, *, progress: bool | None = None,
+                  **components: Any) -> dict[str, Any]:
     """Run `gen_cls` on `cfg` in `ctx` to the end; returns the finished summary."""
     from ads.export.at_end import export_at_end
 
@@ -65,7 +72,7 @@ def run_generator(gen_cls: type[Generator], cfg: Any, ctx: Any, **components: An
     line = gen.announce()
     if line:
         print(line)
-    drive(gen)
+    drive(gen, progress)
     out = gen.summary()
     export_at_end(ctx, out)  # RUN_DIR/export and the W&B artifact, before finish closes W&B
     summary = ctx.finish(out)

@@ -131,3 +131,31 @@ def test_rounds_are_asked_for_after_the_previous_round_is_committed(tmp_path):
     assert [r["value"] for r in items] == [0, 10, 20, 30, 40, 50]
     assert eval_json((ctx.run_dir / "state.json").read_text()) == {"rounds": 3}
     assert [eval_json(x)["n"] for x in (ctx.run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("progress,shown", [(True, True), (False, False)])
+def test_the_progress_bar_can_be_forced_on_or_off(tmp_path, capsys, progress, shown):
+    from ads.config import RunConfig
+
+    cfg = RunConfig(name="counter", results_dir=str(tmp_path), cache={"enabled": False}, tracking={"wandb": False})
+    run_generator(Counter, cfg, RunContext.create(cfg), progress=progress)
+    assert ("items" in capsys.readouterr().err) is shown  # tqdm writes "items: ..." to stderr
+
+
+def test_a_generators_own_executor_is_closed_when_its_work_ends(tmp_path):
+    from ads.config import RunConfig
+    from ads.executor import LocalExecutor
+
+    closed = []
+
+    class Own(LocalExecutor):
+        def close(self):
+            closed.append(True)
+
+    class WithOwn(Counter):
+        def executor(self):
+            return Own()
+
+    cfg = RunConfig(name="counter", results_dir=str(tmp_path), cache={"enabled": False}, tracking={"wandb": False})
+    run_generator(WithOwn, cfg, RunContext.create(cfg))
+    assert closed == [True]

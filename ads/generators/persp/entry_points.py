@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"{TEST_SAMPLES} samples, first {TEST_PERSPECTIVES} perspectives")
     add_run_flags(p)
     p.add_argument("--no-progress", action="store_true",
-                   help="accepted for the original tool's scripts; the progress bar shows on a terminal only")
+                   help="no progress bar (it shows on a terminal otherwise)")
     args = p.parse_args(argv)
     config = args.config_opt or args.config_path
     if not config or (args.config_opt and args.config_path):

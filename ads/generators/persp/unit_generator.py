@@ -117,20 +117,6 @@ class PerspWorkerFactory:
         return _UnitEnv(engine, ctx.ledger)
 
 
-def share_local_threads(ctx: RunContext, threads: int) -> None:
-    """executor.kind local with `model_config.max_concurrency` > 1: the units run on that many
-    threads sharing the driver's engine, so an HTTP endpoint has that many requests in flight.
-
-    The runner takes its executor from `ctx.executor()` and the contract has no way for a
-    generator to choose another one, so until it has (a `Generator.executor()` hook, default
-    `ctx.executor()`), this installs the thread executor as the run's own: the run context
-    then closes it as it closes any executor (finish, abort, close_executor)."""
-    from ads.executor import ThreadExecutor
-
-    if ctx._executor is None or ctx._executor.kind == "local":
-        ctx._executor = ThreadExecutor(workers=threads)
-
-
 class PerspectivesGenerator(Generator):
     """Items are (input, perspective) units, all in one round; see the module docstring."""
 
@@ -188,8 +174,16 @@ class PerspectivesGenerator(Generator):
         atomic_write_json(self.ctx.run_dir / "estimate.json", self.estimate)
         stored_ids = self.responses.ids()
         pending = sum(unit_id(t.id, i) not in stored_ids for t in self.tasks for i in range(len(self.perspectives)))
-        if self._local() and self.cfg.generator.max_concurrency > 1 and pending > 1:
-            share_local_threads(self.ctx, self.cfg.generator.max_concurrency)
+        self._threads = self.cfg.generator.max_concurrency if self._local() and pending > 1 else 1
+
+    def executor(self) -> Any:
+        """executor.kind local with `model_config.max_concurrency` > 1: the units run on that many
+        threads sharing the driver's engine, so an HTTP endpoint has that many requests in flight."""
+        if self._threads > 1:
+            from ads.executor import ThreadExecutor
+
+            return ThreadExecutor(workers=self._threads)
+        return self.ctx.executor()
 
     # -- work -------------------------------------------------------------------------------
     def rounds(self) -> Iterator[list[Item]]:
@@ -263,6 +257,6 @@ def run(cfg: PerspectivesConfig, ctx: RunContext, *, model: Model | None = None,
         sleep: Callable[[float], None] = time.sleep, progress: bool = True) -> dict[str, Any]:
     """Generate (or finish generating) the dataset of one config into ctx.run_dir.
 
-    `progress` is accepted for the callers written before the runner owned the bar; the runner's
-    bar shows on a terminal only, whatever it says."""
-    return run_generator(PerspectivesGenerator, cfg, ctx, model=model, judge_model=judge_model, sleep=sleep)
+    `progress`: True shows the runner's bar (on a terminal), False never."""
+    return run_generator(PerspectivesGenerator, cfg, ctx, progress=None if progress else False, model=model,
+                         judge_model=judge_model, sleep=sleep)
