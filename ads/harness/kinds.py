@@ -25,7 +25,7 @@ GENERATORS: dict[str, Kind] = {
     "bandit": Kind("ads.generators.bandit_recipes:BanditGenerator"),
     "self_evolving": Kind("ads.generators.self_evolving:SelfEvolvingConfig:run",
                           commands="ads.generators.self_evolving:main", aliases=("evolve",)),
-    "perspectives": Kind("ads.generators.perspectives:PerspectivesConfig:run",
+    "perspectives": Kind("ads.generators.persp.unit_generator:PerspectivesGenerator",
                          commands="ads.generators.perspectives:main"),
     "tool_use": Kind("ads.generators.tool_use:ToolUseConfig:run", commands="ads.generators.tool_use:main",
                      aliases=("tools",)),
