@@ -139,7 +139,7 @@ def check_ledger(d: Path) -> None:
     summary_path = d / "ledger_summary.json"
     if summary_path.exists():
         s = json.loads(summary_path.read_text())["run"]
-        assert s["total_tokens"] == sum(r.get("prompt_tokens", 0) + r.get("completion_tokens", 0) for r in rows)
+        assert s["total_tokens"] == sum((r.get("prompt_tokens") or 0) + (r.get("completion_tokens") or 0) for r in rows)
 
 
 def kill_and_resume(spec: GeneratorSpec, tmp: Path, kills: int, seed: int = 0,
