@@ -3,7 +3,7 @@
 One attempt:
   1. pick a target category (biased toward categories the pool has few of) and a
      difficulty (from the category's judge-score EMA, or "easy" while its acceptance EMA
-     is low; evolve/policy.py);
+     is low; evolve/curriculum.py);
   2. the generator sees `demo_k` tasks from the pool and writes exactly one new task as
      schema-constrained JSON (instruction template + one concrete user_input + metadata),
      its category fixed to the target by the schema;
@@ -44,10 +44,10 @@ from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from ads.config import ConfigError, ModelConfig, RunConfig, Strict
-from ads.generators.evolve.judge import TaskJudge
-from ads.generators.evolve.policy import pick_demos, pick_difficulty, sample_category, warm_start_ema
+from ads.generators.evolve.curriculum import pick_demos, pick_difficulty, sample_category, warm_start_ema
 from ads.generators.evolve.prompts import answer_messages, generation_messages, task_schema
 from ads.generators.evolve.seeds import load_seed_file, real_seed_tasks
+from ads.generators.evolve.task_judge import TaskJudge
 from ads.ledger import ledger_scope
 from ads.quality import EMATracker, NoveltyFilter, ValidatorSuite
 from ads.quality.diversity import distinct_n, mean_pairwise_jaccard_distance, normalized_entropy

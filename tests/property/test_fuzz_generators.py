@@ -244,8 +244,8 @@ def test_self_evolving_task_parser_rejects_and_logs_every_malformed_task(evolve,
                                                              ("analysis", "difficulty", "novel", "score_0_10",
                                                               "tags")}})))
 def test_self_evolving_judge_is_a_verdict_in_range_or_a_counted_failure(text):
-    from ads.generators.evolve.judge import TaskJudge
     from ads.generators.evolve.seeds import DIFFICULTIES
+    from ads.generators.evolve.task_judge import TaskJudge
 
     judge = TaskJudge(FakeModel([text], "fuzz-judge"), max_attempts=1)
     task = {"instruction": "Name the capital.", "user_input": "France", "category": "capitals"}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ads.config import ConfigError, load_config
-from ads.generators.evolve.policy import category_weights, pick_demos, pick_difficulty, sample_category, \
+from ads.generators.evolve.curriculum import category_weights, pick_demos, pick_difficulty, sample_category, \
     warm_start_ema
 from ads.generators.evolve.prompts import task_schema
 from ads.generators.self_evolving import (SelfEvolvingConfig, SelfEvolvingGenerator, build_parser,
@@ -556,7 +556,7 @@ def test_judge_reasons_before_it_decides_even_with_sorted_grammar_keys():
 
 
 def test_judge_verdict_fields_and_a_grammarless_reply_using_rationale():
-    from ads.generators.evolve.judge import TaskJudge
+    from ads.generators.evolve.task_judge import TaskJudge
 
     task = {"instruction": "Name the capital city of the country below.", "user_input": "Chile",
             "category": "capitals"}
