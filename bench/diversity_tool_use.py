@@ -30,9 +30,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 from ads.config import load_config  # noqa: E402
-from ads.generators.tool_use import DEFAULT_CONFIG, ToolUseConfig, load_built, run  # noqa: E402
+from ads.generators.tool_use import run  # noqa: E402
 from ads.generators.tools.metrics import diversity  # noqa: E402
 from ads.generators.tools.pipeline import ToolUsePipeline  # noqa: E402
+from ads.generators.tools.tool_use_config import DEFAULT_CONFIG, ToolUseConfig, load_built  # noqa: E402
 from ads.report import print_table  # noqa: E402
 from ads.store import atomic_write_json  # noqa: E402
 

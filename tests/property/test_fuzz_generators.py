@@ -80,9 +80,9 @@ def replies(schema: dict[str, Any]):
 @pytest.fixture(scope="module")
 def tool_setup():
     from ads.generators.tools.conversation import ConversationBuilder, DialogueSettings
-    from ads.generators.tools.executor import OfflineExecutor, SessionMemory
     from ads.generators.tools.pipeline import build_all
     from ads.generators.tools.sampler import ChainPlan
+    from ads.generators.tools.tool_calls import OfflineExecutor, SessionMemory
 
     built = build_all([str(TOOLBENCH)], nestful=True)
     script = Script()

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
-from ads.generators.tools.executor import OfflineExecutor, SessionMemory
 from ads.generators.tools.graph import HeteroGraph, ProjectedGraph, data_links
 from ads.generators.tools.ingest import ToolFileError, load_file, load_paths
 from ads.generators.tools.memory import CorpusMemory
 from ads.generators.tools.pipeline import Built, ToolUsePipeline, build_all
 from ads.generators.tools.quality import StructuralValidator
-from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ALL_MODES, ChainSampler
+from ads.generators.tools.tool_calls import OfflineExecutor, SessionMemory
+from ads.generators.tools.tool_registry import ToolRegistry
 from models.fake import FakeModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,13 +415,13 @@ def test_steering_raises_diversity_over_plans(built):
     ("ok", ""),
 ])
 def test_clean_text_keeps_only_the_turn_itself(raw, want):
-    from ads.generators.tools.conversation import clean_text
+    from ads.generators.tools.turn_text import clean_text
 
     assert clean_text(raw) == want
 
 
 def test_clean_text_cuts_long_replies_at_a_sentence():
-    from ads.generators.tools.conversation import clean_text
+    from ads.generators.tools.turn_text import clean_text
 
     text = "First sentence is here. " * 30
     out = clean_text(text, max_chars=100)
@@ -496,12 +496,13 @@ def test_resume_after_kill_neither_loses_nor_repeats_records(tmp_path):
 
 def _cli(argv, monkeypatch, model=None):
     import ads.generators.tool_use as tu
+    import ads.generators.tools.tool_use_commands as cl
 
     m = model or schema_model(2)
-    orig = tu.run
-    monkeypatch.setattr(tu, "run", lambda cfg, ctx, **kw: orig(cfg, ctx, model=m, judge_model=m, embedder=HashEmbedder(),
+    orig = cl.run
+    monkeypatch.setattr(cl, "run", lambda cfg, ctx, **kw: orig(cfg, ctx, model=m, judge_model=m, embedder=HashEmbedder(),
                                                           progress=False, **kw))
-    monkeypatch.setattr(tu, "_models", lambda cfg: (m, m))
+    monkeypatch.setattr(cl, "evaluation_models", lambda cfg: (m, m))
     return tu.main(argv)
 
 
@@ -628,7 +629,7 @@ def test_shipped_config_loads_and_is_registered_with_main_py():
 
 
 def test_planner_gives_one_value_per_parameter_name_across_steps(built):
-    from ads.generators.tools.conversation import Planner
+    from ads.generators.tools.user_values import Planner
     from ads.generators.tools.sampler import ChainPlan
 
     a, b = "transportistas_de_argentina::cities_postcode_stateisocode_postcode", \

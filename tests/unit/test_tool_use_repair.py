@@ -16,8 +16,8 @@ import pytest
 from ads.generators.tools.graph import ProjectedGraph
 from ads.generators.tools.ingest import load_file
 from ads.generators.tools.pipeline import Built, ToolUsePipeline, build_all
-from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ChainPlan, ChainSampler
+from ads.generators.tools.tool_registry import ToolRegistry
 from ads.generators.tools.turns import (ChainValidator, TurnValidator, feedback_text, repair_targets, turn_issues)
 from models.fake import FakeModel
 from test_tool_use import TOOLBENCH, HashEmbedder, fill, prose
@@ -282,6 +282,7 @@ def test_feedback_and_targets_are_plain_functions():
 # --- (c) the seed's command lines --------------------------------------------------------------
 def _cli(argv, monkeypatch, m: Scripted, seen: dict):
     import ads.generators.tool_use as tu
+    import ads.generators.tools.tool_use_commands as cl
 
     orig = ORIG_RUN
 
@@ -293,8 +294,8 @@ def _cli(argv, monkeypatch, m: Scripted, seen: dict):
     def models(cfg):
         seen["judge"] = cfg.judge.name if cfg.judge else None
         return m.model, m.model
-    monkeypatch.setattr(tu, "run", run)
-    monkeypatch.setattr(tu, "_models", models)
+    monkeypatch.setattr(cl, "run", run)
+    monkeypatch.setattr(cl, "evaluation_models", models)
     return tu.main(argv)
 
 

@@ -1,31 +1,18 @@
 """One conversation from one chain plan: user proxy, assistant and executor taking turns.
 
 Who writes what:
-* the planner (code, not a model) fixes the values the user knows (a parameter's documented
-  default, else a mock value) and, for a later step, which parameters should come from an
-  earlier step's output instead;
+* the planner (code, not a model; user_values.py) fixes the values the user knows and, for a
+  later step, which parameters should come from an earlier step's output instead;
 * the user proxy (LLM) writes the opening request mentioning those values, leaving one out
   in `clarification_first` mode, and answers the assistant's question for it;
-* the assistant (LLM) writes, per step, one sentence to the user and then the call's arguments
-  as JSON constrained by the endpoint's parameter schema; a parameter an earlier output can
-  fill is constrained to the values that output holds (so grounding is enforced, not hoped for);
-* the offline executor answers each call; the assistant (LLM) writes the final answer.
+* the assistant (LLM) writes, per step, one sentence to the user (plain text, turn_text.py) and
+  then the call's arguments as schema-constrained JSON (call_arguments.py);
+* the offline executor (tool_calls.py) answers each call; the assistant writes the final answer.
 
-Only the arguments are grammar-constrained. llama.cpp applies a grammar to the whole
-vocabulary at every token, which made a constrained token about twice as dear as a free one on 2 CPU cores
-(bench/bench_bandit_decoding.py; docs/bandit.md), so the prose turns are plain text, cleaned and checked here
-(role labels, stray JSON and run-on continuations are cut; an empty or one-word reply is a
-rejection), and string arguments carry no `maxLength` (a bounded repetition multiplies the
-grammar's cost again); `max_tokens` bounds them instead.
-
-Small models get things wrong, and that is counted, never fatal: an unparseable reply, an
-argument that breaks the schema, or a user-known value the model did not copy from the user's
-words is a rejection; the assistant is asked again with the error (a repair attempt), and after
-`max_arg_attempts` the planner's values fill the gap (`arg_fallbacks`).
-
-Text the code writes when the model fails (a fallback sentence, the planner's values appended to
-the user's request, "It's <value>.") keeps the conversation well-formed but may never pass as a
-model's turn: `metadata.turn_sources` names each such turn ("fallback" or "appended"), and
+Small models get things wrong, and that is counted, never fatal. Text the code writes when the
+model fails (a fallback sentence, the planner's values appended to the user's request, "It's
+<value>.") keeps the conversation well-formed but may never pass as a model's turn:
+`metadata.turn_sources` names each such turn ("fallback" or "appended"), and
 `turns.TurnValidator` fails the conversation, which sends it to the repair loop. A repair either
 rewrites the failing turns in place (`revise`, with the judge's and validators' feedback in the
 prompt) or builds the conversation again with that feedback (`build(feedback=...)`).
@@ -35,21 +22,22 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ads.generators.tools.executor import Grounding, OfflineExecutor, SessionMemory, mock_value
+from ads.generators.tools.call_arguments import CallArguments
 from ads.generators.tools.graph import ProjectedGraph
-from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ChainPlan
-from ads.generators.tools.schema import Endpoint, Param
+from ads.generators.tools.schema import Endpoint
+from ads.generators.tools.tool_calls import OfflineExecutor, SessionMemory
+from ads.generators.tools.tool_registry import ToolRegistry
+from ads.generators.tools.turn_text import OPENING_PROMPT, OPENING_SHOTS, SAY_PROMPT, SAY_SHOTS, clean_text, mentioned, \
+    short_json
+from ads.generators.tools.user_values import Planner
 from models.base import Model, ModelError
-from models.structured import extract_json, parse_json
 
 log = logging.getLogger("ads.tool_use")
-MAX_ENUM = 6
 
 
 @dataclass
@@ -63,156 +51,7 @@ class DialogueSettings:
     prompt_output_chars: int = 350
 
 
-_LABEL = re.compile(r"^\s*(\*\*)?(user|assistant|message|question|reply|answer|response|ai|me)(\*\*)?\s*:\s*(\*\*)?\s*",
-                    re.I)
-_TURN = re.compile(r"\n\s*(\*\*)?(user|assistant|system|tool)(\*\*)?\s*:", re.I)
-
-
-_CODE = re.compile(r"^\s*(python|json|sql|bash|javascript)\s*$|^\s*(def |class |import |from \w+ import |return |"
-                   r"for \w+ in |print\()", re.I | re.M)
-_JSONISH = re.compile(r"[{\[]\s*[\"']\w")
-_PREAMBLE = re.compile(r"^(sure|certainly|of course|okay|ok|here'?s|here is|here are)\b", re.I)
-
-
-def clean_text(text: str, max_chars: int = 400, min_words: int = 3) -> str:
-    """A model's free-text turn, trimmed to the turn itself; "" when nothing usable is left.
-
-    Small models prefix a role label or a preamble ("Sure! Here's the message:"), wrap the reply
-    in quotes or in a JSON object, and run on into the other side's next turn; all of that is
-    cut, never repaired by inventing words. Line breaks inside the turn (a list of results) stay.
-    """
-    t = (text or "").strip()
-    if t.startswith("{"):
-        obj, _ = extract_json(t)
-        if isinstance(obj, dict):
-            t = next((v for v in obj.values() if isinstance(v, str) and v.strip()), "")
-    t = _TURN.split("\n" + _LABEL.sub("", t), maxsplit=1)[0]
-    t = t.replace("```", "\n")
-    lines = [" ".join(x.split()) for x in t.splitlines()]
-    lines = [x for x in lines if x]
-    while len(lines) > 1 and (lines[0].endswith(":") or (_PREAMBLE.match(lines[0]) and len(lines[0]) < 90)):
-        lines.pop(0)  # "Sure, here is the message:" followed by the message
-    lines = [_LABEL.sub("", x) for x in lines]
-    t = "\n".join(x for x in lines if x).strip().strip('"').strip()
-    if len(t) > max_chars:
-        cut = t[:max_chars]
-        end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "), cut.rfind("\n"))
-        t = cut[: end + 1].strip() if end > max_chars // 3 else cut.rsplit(" ", 1)[0] + "..."
-    if _JSONISH.search(t) or _CODE.search(t):  # JSON or code is not prose
-        return ""
-    return t if len(t.split()) >= min_words else ""
-
-
-OPENING_PROMPT = ("You want the assistant to: {tasks}.\nDetails you know: {facts}.{extra}\n\nWrite your message to the "
-                  "assistant (one or two sentences, first person, include the details exactly):")
-# One worked example per request, drawn per conversation from several topics: a 135M model copies
-# the topic of the example it is shown, so a single fixed example would put it in every opening.
-OPENING_SHOTS = [
-    (OPENING_PROMPT.format(tasks=t, facts=f, extra=""), reply) for t, f, reply in [
-        ("Get the weather forecast for a city; then search hotels near a location", "city = Lisbon, nights = 3",
-         "Hi! I'm heading to Lisbon soon - could you check the weather forecast there and then find me a hotel "
-         "nearby for 3 nights?"),
-        ("Look up an order by its id; then track the shipment of an order", "order_id = ORD-5521",
-         "My order ORD-5521 still hasn't arrived. Can you look it up and tell me where the package is?"),
-        ("Search recipes by ingredient; then get the nutrition facts of a recipe", "ingredient = lentils",
-         "I have a bag of lentils to use up. Could you find me a recipe with them and tell me how healthy it is?"),
-        ("Get the latest price of a stock; then get news about a company", "symbol = NVDA",
-         "How is NVDA trading right now? Also, is there any recent news about the company?"),
-        ("Find songs by an artist; then get the lyrics of a song", "artist = Adele",
-         "I'm in an Adele mood today. Which songs of hers are popular, and can you show me the lyrics of one?"),
-        ("List football matches on a date; then get the odds for a match", "date = 2025-05-10",
-         "Which football matches are on 2025-05-10? I'd also like the betting odds for one of them."),
-    ]]
-SAY_PROMPT = "User: {user}\nWhat you will do next: {what}\n\nYour sentence:"
-SAY_SHOTS = [(SAY_PROMPT.format(user=u, what=w), reply) for u, w, reply in [
-    ("Could you check the weather in Lisbon and find me a hotel there for 3 nights?",
-     "Get the weather forecast for a city", "Sure - first I'll check the forecast for Lisbon."),
-    ("My order ORD-5521 still hasn't arrived. Where is it?", "Look up an order by its id",
-     "Let me pull up order ORD-5521 first."),
-    ("How is NVDA trading right now, and is there news about it?", "Get the latest price of a stock",
-     "I'll start by getting the current NVDA price."),
-]]
-
-
-def describe(ep: Endpoint, params: bool = True) -> str:
-    line = f"{ep.id}: {ep.description[:180]}"
-    if params and ep.params:
-        ps = []
-        for p in ep.params[:10]:
-            extra = f" e.g. {p.default}" if p.default not in (None, "") else ""
-            ps.append(f"  - {p.name} ({p.type}{', required' if p.required else ''}): {p.description[:90]}{extra}")
-        line += "\n" + "\n".join(ps)
-    return line
-
-
-def _short(obj: Any, n: int) -> str:
-    s = json.dumps(obj, ensure_ascii=False, default=str)
-    return s if len(s) <= n else s[:n] + "...}"
-
-
-def _mentioned(value: Any, text: str) -> bool:
-    t = text.lower()
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, (int, float)):
-        return str(value) in t or (float(value).is_integer() and str(int(value)) in t)
-    if isinstance(value, list):
-        return all(_mentioned(v, text) for v in value)
-    return str(value).strip().lower() in t
-
-
-class Planner:
-    """Decides the values a user would know, and which parameters later steps ground."""
-
-    def __init__(self, reg: ToolRegistry, graph: ProjectedGraph, seed: int):
-        self.reg, self.graph, self.seed = reg, graph, seed
-
-    def groundable(self, plan: ChainPlan, step: int, param: Param) -> bool:
-        if plan.parallel or step == 0:
-            return False
-        for prev in plan.endpoint_ids[:step]:
-            e = self.graph.edge(prev, plan.endpoint_ids[step])
-            if e is not None and any(p == param.name for _, p in e.links):
-                return True
-        return False
-
-    def user_values(self, plan: ChainPlan, conv_id: str) -> dict[str, dict[str, Any]]:
-        """{endpoint_id: {param: value}} for required parameters no earlier output can fill.
-
-        One user has one value per thing: two steps that both take `stateIsoCode` get the same
-        value (when its type and allowed values fit both), so the opening request can state it once."""
-        out: dict[str, dict[str, Any]] = {}
-        known: dict[str, Any] = {}
-        for step, eid in enumerate(plan.endpoint_ids):
-            ep = self.reg.endpoints[eid]
-            for p in ep.required:
-                if self.groundable(plan, step, p):
-                    continue
-                prev = known.get(p.name)
-                if p.name in known and _type_ok(prev, p.type) and (not p.enum or prev in p.enum):
-                    out.setdefault(eid, {})[p.name] = prev
-                    continue
-                rng = random.Random(f"{self.seed}:{conv_id}:{eid}:{p.name}")
-                if p.enum:
-                    v: Any = rng.choice(p.enum)
-                elif p.default is not None and _type_ok(p.default, p.type):
-                    v = p.default
-                else:
-                    v = mock_value(p.name, p.json_schema() if p.type != "array" else {"type": "string"}, rng, {})
-                    if p.type == "array":
-                        v = [v]
-                known.setdefault(p.name, v)
-                out.setdefault(eid, {})[p.name] = v
-        return out
-
-
-def _type_ok(v: Any, t: str) -> bool:
-    return {"string": isinstance(v, str), "integer": isinstance(v, int) and not isinstance(v, bool),
-            "number": isinstance(v, (int, float)) and not isinstance(v, bool), "boolean": isinstance(v, bool),
-            "array": isinstance(v, list), "object": isinstance(v, dict)}.get(t, False)
-
-
-class ConversationBuilder:
+class ConversationBuilder(CallArguments):
     def __init__(self, reg: ToolRegistry, graph: ProjectedGraph, model: Model, *, user_model: Model | None = None,
                  seed: int = 0, settings: DialogueSettings | None = None):
         self.reg, self.graph = reg, graph
@@ -222,24 +61,6 @@ class ConversationBuilder:
         self.planner = Planner(reg, graph, seed)
         self.counts: Counter = Counter()
         self.last_source = "model"  # who wrote the last _text turn: "model" or "fallback"
-
-    # --- model calls ---------------------------------------------------------------------
-    def _ask(self, model: Model, messages: list[dict], schema: dict[str, Any], sample_id: str, what: str,
-             temperature: float | None = None, max_tokens: int | None = None) -> tuple[Any, str | None]:
-        self.counts["llm_calls"] += 1
-        try:
-            out = model.generate(messages, max_tokens=max_tokens or self.s.max_tokens,
-                                 temperature=self.s.temperature if temperature is None else temperature,
-                                 seed=self.seed, sample_id=sample_id, json_schema=schema)
-        except ModelError as e:
-            self.counts["model_errors"] += 1
-            return None, f"model error: {e}"
-        obj, err = parse_json(out.text, schema)
-        if err is not None:
-            self.counts[f"parse_failures.{what}"] += 1
-            if out.finish_reason == "length":
-                err += " (cut at max_tokens)"
-        return obj, err
 
     def _text(self, model: Model, system: str, user: str, sample_id: str, what: str, *, max_chars: int = 400,
               max_tokens: int | None = None, min_words: int = 3, fallback: str = "",
@@ -295,13 +116,13 @@ class ConversationBuilder:
             f"{sid}:user0", "user", shot=random.Random(f"{self.seed}:{conv_id}:shot").choice(OPENING_SHOTS),
             fallback=f"Could you help me with this: {o['eps'][0].description[:120].rstrip('.')}? ({o['facts']})")
         source = self.last_source
-        missing = [f"{k}={v}" for k, v in o["told"].items() if not _mentioned(v, opening)]
+        missing = [f"{k}={v}" for k, v in o["told"].items() if not mentioned(v, opening)]
         if missing:  # the user must actually say what the assistant will need; code text never passes
             self.counts["user_values_appended"] += 1
             opening = opening.rstrip() + " (" + ", ".join(missing) + ")"
             source = "appended" if source == "model" else source
         withheld = o["withheld"]
-        if withheld and _mentioned(o["first_vals"][withheld], opening):
+        if withheld and mentioned(o["first_vals"][withheld], opening):
             self.counts["withheld_value_leaked"] += 1  # the clarification is still asked, and answered
         return opening, source
 
@@ -333,7 +154,7 @@ class ConversationBuilder:
                              max_chars=200, max_tokens=40, min_words=1, fallback=f"It's {value}.") \
                 if isinstance(value, (str, int, float)) else f"It's {value}."
             asrc = self.last_source if isinstance(value, (str, int, float)) else "fallback"
-            if not _mentioned(value, ans):
+            if not mentioned(value, ans):
                 self.counts["clarification_fallbacks"] += 1
                 ans = f"{ans.rstrip('.')}. It's {value}." if ans else f"It's {value}."
                 asrc = "appended" if asrc == "model" else asrc
@@ -402,7 +223,7 @@ class ConversationBuilder:
 
     def _final(self, sid: str, user_text: str, tool_outputs: list[dict[str, Any]], feedback: str | None = None,
                previous: str | None = None) -> str:
-        results = "\n".join(f"{o['name']}: {_short(o['output'], self.s.prompt_output_chars)}" for o in tool_outputs)
+        results = "\n".join(f"{o['name']}: {short_json(o['output'], self.s.prompt_output_chars)}" for o in tool_outputs)
         fix = ""
         if feedback:
             fix = ("\nAn earlier answer was rejected" + (f" (\"{previous[:200]}\")" if previous else "")
@@ -412,7 +233,7 @@ class ConversationBuilder:
                                           "Write only the answer.",
                           f"User request: {user_text}\nTool results:\n{results}\n{fix}\nYour answer:",
                           f"{sid}:final", "final", max_chars=600, max_tokens=self.s.final_max_tokens,
-                          fallback="Here is what I found: " + _short(tool_outputs[-1]["output"], 200))
+                          fallback="Here is what I found: " + short_json(tool_outputs[-1]["output"], 200))
 
     # --- surgical repair -----------------------------------------------------------------
     def revise(self, rec: dict[str, Any], targets: list[int], feedback: str, attempt: int,
@@ -452,31 +273,13 @@ class ConversationBuilder:
                 src = self.last_source if self.last_source == "model" else sources.get(str(i), "model")
                 if kind == "answer":
                     value = self._opening_inputs(conv_id, plan)["first_vals"].get(plan.clarification_param or "")
-                    if value is not None and not _mentioned(value, new):
+                    if value is not None and not mentioned(value, new):
                         new, src = old, sources.get(str(i), "model")  # the answer must still give the value
             msgs[i] = {**msgs[i], "content": new}
             sources[str(i)] = src
         md["turn_sources"] = sources
         md["attempt"] = attempt
         return rec
-
-    def _candidates(self, mem: SessionMemory, ep: Endpoint, step: int, plan: ChainPlan) -> dict[str, list[Grounding]]:
-        if step == 0 or plan.parallel:
-            return {}
-        out = {}
-        for p in ep.params:
-            if p.type not in ("string", "integer", "number"):
-                continue
-            c = mem.candidates(p.name, p.type)
-            if c:
-                out[p.name] = c[:MAX_ENUM]
-        return out
-
-    def _args_schema(self, ep: Endpoint, cands: dict[str, list[Grounding]]) -> dict[str, Any]:
-        s = ep.arguments_schema()
-        for name, cs in cands.items():
-            s["properties"][name] = {"enum": [c.value for c in cs]}
-        return s
 
     def _say(self, sid: str, group: list[int], eps: list[Endpoint], user_text: str) -> str:
         """The assistant's sentence before a call: short prompt, plain text, cheap."""
@@ -488,86 +291,3 @@ class ConversationBuilder:
                           max_chars=200, max_tokens=40, fallback=fallback,
                           shot=random.Random(f"{sid}:say{group[0]}").choice(SAY_SHOTS))
 
-    def _call_args(self, sid: str, group: list[int], eps: list[Endpoint], cands: dict[int, dict[str, list[Grounding]]],
-                   values: dict[str, dict[str, Any]], user_text: str,
-                   outputs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-        keys = {i: f"call_{k + 1}" for k, i in enumerate(group)}
-        if len(group) == 1:
-            props: dict[str, Any] = {"arguments": self._args_schema(eps[group[0]], cands[group[0]])}
-        else:
-            props = {"calls": {"type": "object", "additionalProperties": False, "required": list(keys.values()),
-                               "properties": {keys[i]: self._args_schema(eps[i], cands[i]) for i in group}}}
-        schema = {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
-        earlier = "\n".join(f"step {k}: {o['name']} -> {_short(o['output'], self.s.prompt_output_chars)}"
-                            for k, o in enumerate(outputs)) or "(none yet)"
-        tools = "\n".join(f"{keys[i]}: {describe(eps[i])}" for i in group)
-        ground = "; ".join(f"{p} from step {c[0].step} ({c[0].field})" for i in group for p, c in cands[i].items())
-        shape = '{"arguments": {...}}' if len(group) == 1 else \
-            '{"calls": {' + ", ".join(f'"{k}": {{...}}' for k in keys.values()) + "}}"
-        prompt = (f"Conversation so far (user):\n{user_text}\n\nEarlier tool results:\n{earlier}\n\n"
-                  f"Call now{' (all at once, in parallel)' if len(group) > 1 else ''}:\n{tools}\n"
-                  + (f"Take these from earlier results: {ground}\n" if ground else "")
-                  + f"Reply as JSON: {shape}")
-        msgs = [{"role": "system", "content": "You are an assistant that calls tools. Fill the arguments with values "
-                                              "the user gave or earlier results returned; never invent ids."},
-                {"role": "user", "content": prompt}]
-        last: dict[int, dict[str, Any]] = {}
-        for attempt in range(self.s.max_arg_attempts):
-            obj, err = self._ask(self.assistant, msgs, schema, f"{sid}:call{group[0]}:{attempt}", "arguments",
-                                 temperature=None if attempt == 0 else self.s.retry_temperature)
-            problems = []
-            if obj is None:
-                problems.append(err or "no JSON")
-                self.counts["arg_schema_rejections"] += 1
-            else:
-                got = {i: (obj["arguments"] if len(group) == 1 else obj["calls"][keys[i]]) for i in group}
-                last = got
-                for i in group:
-                    for p, v in values.get(eps[i].id, {}).items():
-                        if p in got[i] and not _mentioned(got[i][p], user_text) and got[i][p] != v:
-                            problems.append(f"{keys[i]}.{p}={got[i][p]!r} is not what the user said ({v!r})")
-                if problems:
-                    self.counts["ungrounded_arg_rejections"] += 1
-            if not problems:
-                return last
-            if attempt + 1 < self.s.max_arg_attempts:
-                self.counts["arg_repairs"] += 1
-                msgs = msgs + [{"role": "assistant", "content": json.dumps(obj) if obj else "(invalid)"},
-                               {"role": "user", "content": "Fix these problems and reply again: " + "; ".join(problems)}]
-        self.counts["arg_fallbacks"] += 1
-        return {i: self._fallback(eps[i], last.get(i, {}), cands[i], values.get(eps[i].id, {}), user_text)
-                for i in group}
-
-    def _fallback(self, ep: Endpoint, got: dict[str, Any], cands: dict[str, list[Grounding]],
-                  vals: dict[str, Any], user_text: str) -> dict[str, Any]:
-        """Keep what the model wrote that is valid and grounded; fill the rest from the plan."""
-        from jsonschema import Draft202012Validator
-
-        out = {}
-        for p in ep.params:
-            if p.name in vals:
-                out[p.name] = vals[p.name]
-            elif p.name in cands:
-                out[p.name] = cands[p.name][0].value
-            elif p.name in got and Draft202012Validator(p.json_schema()).is_valid(got[p.name]):
-                out[p.name] = got[p.name]
-            elif p.required:
-                out[p.name] = mock_value(p.name, p.json_schema() if p.type != "array" else {"type": "string"},
-                                         random.Random(f"{self.seed}:{ep.id}:{p.name}"), {})
-                if p.type == "array":
-                    out[p.name] = [out[p.name]]
-        return out
-
-    def _lineage(self, step: int, ep: Endpoint, args: dict[str, Any], cands: dict[str, list[Grounding]],
-                 user_text: str) -> dict[str, Any]:
-        rows = []
-        for k, v in args.items():
-            hit = next((c for c in cands.get(k, []) if c.value == v), None)
-            if hit is not None:
-                rows.append({"param": k, "value": v, "source": "tool_output", "from_step": hit.step,
-                             "field": hit.field, "path": hit.path})
-            elif _mentioned(v, user_text):
-                rows.append({"param": k, "value": v, "source": "user"})
-            else:
-                rows.append({"param": k, "value": v, "source": "model"})
-        return {"step": step, "endpoint": ep.id, "arguments": rows}

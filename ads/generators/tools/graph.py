@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.schema import Endpoint, field_key
+from ads.generators.tools.tool_registry import ToolRegistry
 
 # output fields too generic to mean "this value came from there"
 GENERIC_FIELDS = {"status", "statuscode", "message", "result", "error", "success", "description", "type",

@@ -1,5 +1,6 @@
 """Dataset-level figures for a JSONL of conversations: diversity, coverage, evaluation report,
-and the per-conversation inspection (with argument lineage across steps).
+and the per-conversation lines: the inspection (with argument lineage across steps) and the
+--verbose decision.
 
 Diversity uses the shared `ads.quality.diversity` functions: Shannon entropy (bits, and
 normalised by the number of tools/endpoints the registry offers, so never-used tools count
@@ -127,3 +128,16 @@ def inspect_lines(rec: dict[str, Any], verbose: bool = False) -> list[str]:
         out = outputs[step]["output"] if step < len(outputs) else {}
         lines.append(f"        → output fields: [{', '.join(list(out)[:8])}]")
     return lines
+
+
+def decision_line(rec: dict[str, Any]) -> str:
+    """One line per conversation for --verbose: the decision, the gates, the repairs and why."""
+    js = rec.get("judge_scores") or {}
+    md = rec["metadata"]
+    line = (f"{rec['conversation_id']}: {'passed' if rec.get('passed') else 'REJECTED'} mean={js.get('mean_score')} "
+            f"repairs={md.get('repairs', 0)} {md.get('repair_kinds') or ''}".rstrip())
+    if not rec.get("passed"):
+        reasons = (rec.get("validation") or {}).get("reasons") or {}
+        why = "; ".join(f"{k}: {v}" for k, v in reasons.items())
+        line += f" gates={js.get('failed_gates')}" + (f" ({why[:300]})" if why else "")
+    return line

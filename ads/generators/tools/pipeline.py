@@ -25,8 +25,8 @@ from ads.generators.tools.graph import HeteroGraph, ProjectedGraph
 from ads.generators.tools.ingest import load_paths
 from ads.generators.tools.memory import CorpusMemory
 from ads.generators.tools.quality import RECORD_SCHEMA, StructuralValidator, ToolJudge, gates
-from ads.generators.tools.registry import ToolRegistry
 from ads.generators.tools.sampler import ChainPlan, ChainSampler
+from ads.generators.tools.tool_registry import ToolRegistry
 from ads.generators.tools.turns import ChainValidator, TurnValidator, feedback_text, repair_targets
 from ads.quality import NoveltyFilter, ValidatorSuite, build_validators
 from ads.quality.validators import JsonSchemaValidator

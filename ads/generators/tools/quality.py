@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ads.generators.tools.registry import ToolRegistry
+from ads.generators.tools.tool_registry import ToolRegistry
 from ads.quality import Criterion, Judge, JudgeConfig, ValidationResult
 from models.base import Model
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ads.generators.tools.graph import Edge, ProjectedGraph, same_domain
-from ads.generators.tools.registry import ToolRegistry
+from ads.generators.tools.tool_registry import ToolRegistry
 
 MODES = ("sequential", "multi_tool", "clarification_first", "parallel")
 ALL_MODES = MODES + ("mixed",)

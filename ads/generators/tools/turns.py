@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from ads.generators.tools.graph import ProjectedGraph, same_domain
-from ads.generators.tools.registry import ToolRegistry
+from ads.generators.tools.tool_registry import ToolRegistry
 from ads.quality import ValidationResult
 
 # --- who wrote the turn ---------------------------------------------------------------------
