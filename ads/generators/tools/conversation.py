@@ -32,8 +32,8 @@ from ads.generators.tools.sampler import ChainPlan
 from ads.generators.tools.schema import Endpoint
 from ads.generators.tools.tool_calls import OfflineExecutor, SessionMemory
 from ads.generators.tools.tool_registry import ToolRegistry
-from ads.generators.tools.turn_text import OPENING_PROMPT, OPENING_SHOTS, SAY_PROMPT, SAY_SHOTS, clean_text, mentioned, \
-    short_json
+from ads.generators.tools.turn_text import (OPENING_PROMPT, OPENING_SHOTS, SAY_PROMPT, SAY_SHOTS, clean_text,
+                                             mentioned, short_json)
 from ads.generators.tools.user_values import Planner
 from models.base import Model, ModelError
 
