@@ -316,6 +316,16 @@ def test_judge_novelty_veto_can_be_switched_off_and_the_verdict_is_kept(tmp_path
     assert it["judge"]["novel"] is False and it["score_0_10"] == 7.0
 
 
+def test_attempts_run_in_this_process_whatever_the_executor_kind(tmp_path, capsys):
+    """Attempt n depends on every attempt before it, so there is nothing to hand to workers: a
+    `threads` (or `ray`) config runs here one attempt at a time, as `local` does, and says so."""
+    cfg, ctx, parts = make(tmp_path, {1: "lowscore"}, accept_target=2, max_attempts=4,
+                           executor={"kind": "threads", "workers": 2})
+    s = run(cfg, ctx, **parts)
+    assert "runs in this process, one attempt at a time" in capsys.readouterr().out
+    assert s["accepted"] == 2 and [e["reason"] for e in events(ctx.run_dir)] == [None, "low_score", None]
+
+
 def test_a_failing_endpoint_ends_the_run_with_a_logged_event(tmp_path):
     cfg, ctx, parts = make(tmp_path, {1: "endpoint_down"}, accept_target=3, max_attempts=3)
     with pytest.raises(EndpointFailingError):
@@ -397,16 +407,16 @@ def test_existing_benchmark_files_need_resume(tmp_path):
 # --- resume: no lost, no repeated items ------------------------------------------------------------
 def test_kill_between_item_and_event_is_repaired_without_a_duplicate(tmp_path, monkeypatch):
     cfg, ctx, parts = make(tmp_path, accept_target=4, max_attempts=6)
-    g = SelfEvolvingGenerator(cfg, ctx, **parts)
-    real_append = g.logs.append
+    real_append = JsonlStore.append
 
-    def dying_append(rec):
-        if rec.get("attempt") == 2:
+    def dying_append(store, rec):
+        if store.path.name == "run_logs.jsonl" and rec.get("attempt") == 2:
             raise KeyboardInterrupt  # the process dies after the item, before its event
-        real_append(rec)
-    g.logs.append = dying_append
+        real_append(store, rec)
+    monkeypatch.setattr(JsonlStore, "append", dying_append)
     with pytest.raises(KeyboardInterrupt):
-        g.run()
+        run(cfg, ctx, **parts)
+    monkeypatch.undo()
     assert len(items(ctx.run_dir)) == 3 and len(events(ctx.run_dir)) == 2
     # a torn half line, as a SIGKILL during a write leaves it
     with open(ctx.run_dir / "benchmark.jsonl", "a") as f:
