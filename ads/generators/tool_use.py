@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 from ads.config import ConfigError
 from ads.generators.tools.metrics import decision_line
@@ -64,10 +64,10 @@ class ToolUseGenerator(Generator):
     progress_unit, progress_desc = "conv", "conversations"
 
     def __init__(self, cfg: ToolUseConfig, ctx: Any, stores: dict[str, JsonlStore], *, model: Any = None,
-                 judge_model: Any = None, embedder: Any = None, progress: bool = True, verbose: bool = False):
+                 judge_model: Any = None, embedder: Any = None, decisions: TextIO | None = None):
         """`model`, `judge_model`, `embedder`: built in code (tests), used as given (not cached, not
-        ledgered). `verbose` (tools generate --verbose): one line per conversation with its gates,
-        on stderr beside the progress bar (`progress`), else on stdout."""
+        ledgered). `decisions` (tools generate --verbose): where to print one line per conversation
+        with its gates; None: nowhere."""
         if cfg.min_steps > cfg.max_steps:
             raise ConfigError(f"min_steps ({cfg.min_steps}) is above max_steps ({cfg.max_steps})")
         self.t0 = time.time()
@@ -89,9 +89,9 @@ class ToolUseGenerator(Generator):
         self.pipe: ToolUsePipeline = build_pipeline(cfg, self.built, model, judge_model, user_model, embedder)
         self.ids = [f"conv_{cfg.seed}_{i:04d}" for i in range(cfg.n)]
         self.done: dict[str, dict[str, Any]] = {}
-        self.verbose, self.progress = verbose, progress
+        self.decisions = decisions
         self._planned: dict[str, tuple[int, ChainPlan, dict[str, Any]]] = {}
-        ex = ctx.executor()
+        ex = self.executor()
         self.local = ex.kind == "local"
         self.stateful = [v.name for v in self.pipe.suite.validators if hasattr(v, "commit")]
         self.routed = not self.local and not self.stateful
@@ -147,8 +147,8 @@ class ToolUseGenerator(Generator):
         rec["metadata"]["corpus_memory_enabled"] = self.cfg.corpus_memory
         rec["metadata"]["steering"] = steer
         self.done[cid] = rec
-        if self.verbose:
-            print(decision_line(rec), file=sys.stderr if self.progress else sys.stdout)
+        if self.decisions is not None:
+            print(decision_line(rec), file=self.decisions)
         js = rec.get("judge_scores") or {}
         metrics = {"conversation": i, "passed": int(rec["passed"]), "mean_score": js.get("mean_score"),
                    "num_tool_calls": rec["metadata"]["num_tool_calls"], "repairs": rec["metadata"]["repairs"],
@@ -205,8 +205,11 @@ def no_worker_env() -> None:
 
 def run(cfg: ToolUseConfig, ctx: Any, *, model: Any = None, judge_model: Any = None, embedder: Any = None,
         progress: bool = True, verbose: bool = False) -> dict[str, Any]:
-    return run_generator(ToolUseGenerator, cfg, ctx, model=model, judge_model=judge_model, embedder=embedder,
-                         progress=progress, verbose=verbose)
+    """`progress`: show the bar (the runner's switch); `verbose`: a decision line per conversation,
+    on stderr beside the bar, else on stdout."""
+    decisions = (sys.stderr if progress else sys.stdout) if verbose else None
+    return run_generator(ToolUseGenerator, cfg, ctx, progress=progress, model=model, judge_model=judge_model,
+                         embedder=embedder, decisions=decisions)
 
 
 def main(argv: list[str] | None = None) -> int:
