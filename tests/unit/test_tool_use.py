@@ -579,6 +579,22 @@ def test_cli_evaluate_reports_and_exits_2_when_mean_quality_fails(tmp_path, monk
     assert len(ev.read_text().splitlines()) == 4
 
 
+@pytest.mark.parametrize("extra,judged", [
+    ((), False), (("--evaluate",), True), (("--set", "evaluate=true"), True),
+    (("--config", "configs/tool_use.yaml"), True), (("--config", "configs/tool_use.yaml", "--no-evaluate"), False)])
+def test_cli_generate_judges_only_when_asked(tmp_path, monkeypatch, extra, judged):
+    """As in the design document, `tools generate` judges only with --evaluate (issue 24); a config named
+    with --config keeps its own `evaluate:` (configs/tool_use.yaml says true), and --set evaluate=true works."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "conv.jsonl"
+    assert _cli(["generate", "--n", "2", "--seed", "3", "--output", str(out), "--set", f"results_dir={tmp_path}/r",
+                 "--set", "tracking.wandb=false", "--set", "cache.enabled=false", *extra], monkeypatch) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == 2
+    assert all(("judge_model" in r["judge_scores"]) is judged for r in recs)
+    assert all(r["judge_scores"].get("judged", True) is judged for r in recs)
+
+
 def test_main_py_tools_forwards_to_this_cli(tmp_path, monkeypatch, capsys):
     from ads.cli import main as ads_main
 

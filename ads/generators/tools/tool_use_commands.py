@@ -18,8 +18,8 @@ from ads.generators.tool_use import run
 from ads.generators.tools.metrics import decision_line, diversity, evaluation_report, inspect_lines
 from ads.generators.tools.quality import RECORD_SCHEMA, StructuralValidator
 from ads.generators.tools.sampler import ALL_MODES, ChainPlan
-from ads.generators.tools.tool_use_config import DEFAULT_CONFIG, ToolUseConfig, build_pipeline, load_built, \
-    write_artifacts
+from ads.generators.tools.tool_use_config import (DEFAULT_CONFIG, REPO_ROOT, ToolUseConfig, build_pipeline, load_built,
+                                                  write_artifacts)
 from ads.generators.tools.turns import ChainValidator, TurnValidator
 from ads.guard import run_guarded
 from ads.quality.validators import JsonSchemaValidator
@@ -34,8 +34,11 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
     return JsonlStore(p, id_field="conversation_id").read()
 
 
-def _cfg(args: argparse.Namespace, overrides: list[str] | None = None) -> ToolUseConfig:
-    return load_config(ToolUseConfig, args.config, list(args.set or []) + (overrides or []))
+def _cfg(args: argparse.Namespace, overrides: list[str] | None = None,
+         defaults: list[str] | None = None) -> ToolUseConfig:
+    """The --config file (default configs/tool_use.yaml), then `defaults`, --set and the flags' `overrides`."""
+    return load_config(ToolUseConfig, args.config or DEFAULT_CONFIG,
+                       (defaults or []) + list(args.set or []) + (overrides or []))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -61,7 +64,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         ov.append("evaluate=false")
     if args.no_corpus_memory:
         ov.append("corpus_memory=false")
-    cfg = with_judge(_cfg(args, ov), args.judge_model)
+    # The design document's generate judges only with --evaluate; a config named with --config (or
+    # --set evaluate=true) keeps its own `evaluate:`, as `main.py generate CONFIG` does.
+    defaults = [] if args.config else ["evaluate=false"]
+    cfg = with_judge(_cfg(args, ov, defaults), args.judge_model)
     out = Path(cfg.output) if cfg.output else None
     if out is not None and out.is_file() and out.stat().st_size > 0 and not args.resume:
         if not args.overwrite:
@@ -205,8 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py tools", description="Tool-use conversation generator (ToolBench schemas)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--config", default=str(DEFAULT_CONFIG), help="tool_use YAML (tool sources, models)")
+    def config(sp: argparse.ArgumentParser, default: str | None = str(DEFAULT_CONFIG)) -> None:
+        sp.add_argument("--config", default=default, help="tool_use YAML (tool sources, models)"
+                        + ("" if default else f"; default {DEFAULT_CONFIG.relative_to(REPO_ROOT)}, judged only with "
+                                              "--evaluate"))
 
     def common(sp: argparse.ArgumentParser) -> None:  # reads the config, runs nothing: no --resume/--overwrite
         config(sp)
@@ -217,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", nargs="+", help="tool files or folders (default: the config's tools.paths)")
     sp.add_argument("--artifacts", default="artifacts/tool_use")
     sp = sub.add_parser("generate", help="generate conversations (a run folder under results/)")
-    config(sp)
+    config(sp, default=None)
     add_run_flags(sp)  # --set, and --resume / --overwrite of the run folder and of --output
     sp.add_argument("--n", type=int)
     sp.add_argument("--seed", type=int)
@@ -225,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", default="output/conversations.jsonl",
                     help="conversations JSONL (the design document's default); the run folder keeps the rest")
     g = sp.add_mutually_exclusive_group()
-    g.add_argument("--evaluate", action="store_true", help="judge each conversation inline (the default config does)")
-    g.add_argument("--no-evaluate", action="store_true")
+    g.add_argument("--evaluate", action="store_true", help="judge each conversation inline (off unless asked, as in "
+                                                           "the design document; a --config keeps its `evaluate:`)")
+    g.add_argument("--no-evaluate", action="store_true", help="do not judge, whatever the --config says")
     sp.add_argument("--no-corpus-memory", action="store_true", help="disable cross-conversation steering")
     sp.add_argument("--judge-model", help="judge model (registry name, .gguf path or served id); default: the "
                                           "config's judge, else the assistant's model")
