@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ads.config import ConfigError
-from ads.executor import LocalExecutor
 from ads.generators.evolve.attempt import attempt as one_attempt
 from ads.generators.evolve.attempt import attempt_work, item_text
 from ads.generators.evolve.benchmark_report import by_category, diversity, print_report, write_plots
@@ -57,7 +56,7 @@ from ads.generators.evolve.prompts import task_schema
 from ads.generators.evolve.seeds import load_seed_file, real_seed_tasks
 from ads.generators.evolve.task_judge import TaskJudge
 from ads.harness.contract import Commit, Generator, Item, Store
-from ads.harness.runner import open_stores, run_generator
+from ads.harness.runner import run_generator
 from ads.quality import EMATracker, NoveltyFilter, ValidatorSuite
 from ads.quality.text import jaccard, words
 from ads.run import RunContext
@@ -68,22 +67,6 @@ __all__ = ["SeedsConfig", "SelfEvolvingConfig", "SelfEvolvingGenerator", "build_
            "run"]
 
 
-class _HereOnly:
-    """The run context as the runner sees it from this generator: the run's own in every
-    attribute, except that its executor is always this process. Attempts cannot be handed out
-    (see the module docstring), and the runner would otherwise start the Ray or thread pool
-    that `executor.kind` names only to find no worker factory."""
-
-    def __init__(self, ctx: RunContext):
-        self._ctx = ctx
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
-
-    def executor(self) -> LocalExecutor:
-        return LocalExecutor()
-
-
 class SelfEvolvingGenerator(Generator):
     """Rounds of one attempt each, resumed from the two files (see the module docstring)."""
 
@@ -92,13 +75,20 @@ class SelfEvolvingGenerator(Generator):
     stores = (Store("benchmark.jsonl"), Store("run_logs.jsonl"))
     progress_unit, progress_desc = "item", "accepted"
 
-    def __init__(self, cfg: SelfEvolvingConfig, ctx: RunContext, stores: dict[str, JsonlStore] | None = None, *,
+    @classmethod
+    def store_paths(cls, cfg: SelfEvolvingConfig, run_dir: Path) -> dict[str, Path]:
+        """A benchmark may outlive its run folders: `benchmark_path` / `runlog_path` put its two files elsewhere."""
+        paths = super().store_paths(cfg, run_dir)
+        if cfg.benchmark_path:
+            paths["benchmark.jsonl"] = Path(cfg.benchmark_path)
+        if cfg.runlog_path:
+            paths["run_logs.jsonl"] = Path(cfg.runlog_path)
+        return paths
+
+    def __init__(self, cfg: SelfEvolvingConfig, ctx: RunContext, stores: dict[str, JsonlStore], *,
                  generator_model: Model | None = None, answer_model: Model | None = None,
                  judge_model: Model | None = None, seeds: list[dict[str, Any]] | None = None):
-        """`stores` are the runner's; None (the generator built by hand, as the fuzz tests do) opens them here."""
-        super().__init__(cfg, ctx, {})
-        if cfg.executor.kind != "local":
-            self.ctx = _HereOnly(ctx)
+        super().__init__(cfg, ctx, stores)
         self.gen = ctx.wrap(generator_model, "generator") if generator_model else ctx.model("generator", cfg.generator)
         self.ans = (ctx.wrap(answer_model, "answerer") if answer_model
                     else ctx.model("answerer", cfg.answerer or cfg.generator))
@@ -125,9 +115,6 @@ class SelfEvolvingGenerator(Generator):
                 if p.exists() and p.stat().st_size > 0 and d not in p.parents:
                     raise ConfigError(f"{p} already holds records; pass --resume to continue that benchmark "
                                       f"or choose another path")
-        if cfg.benchmark_path:  # a benchmark that outlives its run folders: its two files replace the run's
-            stores = {"benchmark.jsonl": JsonlStore(self.bench_path), "run_logs.jsonl": JsonlStore(self.log_path)}
-        self.out = stores if stores is not None else open_stores(type(self), ctx)
         self.bench, self.logs = self.out["benchmark.jsonl"], self.out["run_logs.jsonl"]
         atomic_write_json(d / "seeds.json", self.seeds)
 

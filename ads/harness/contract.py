@@ -81,6 +81,12 @@ class Generator:
     # -- work ------------------------------------------------------------------------------
     work: ClassVar[Callable[[Any, Any], Any]]
 
+    @classmethod
+    def store_paths(cls, cfg: Any, run_dir: Any) -> dict[str, Any]:
+        """Where each store lives: in the run folder, unless the config puts one elsewhere (a
+        benchmark that outlives its run folders)."""
+        return {s.file: run_dir / s.file for s in cls.stores}
+
     def restore(self) -> None:
         """Rebuild in-memory state from the stores (and ctx.load_state()); called once, before rounds()."""
 
@@ -97,7 +103,8 @@ class Generator:
         return self
 
     def executor(self) -> Any:
-        """Where this generator's items run: the run's executor (config `executor:`) by default. A
+        """Where this generator's items run: the run's executor (config `executor:`) by default, this
+        process when `worker_factory()` is None (the runner checks that first). A
         generator may return its own (e.g. threads for an HTTP endpoint's concurrency); the runner
         closes an executor that is not the run's when the work ends."""
         return self.ctx.executor()

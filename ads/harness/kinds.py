@@ -23,7 +23,7 @@ class Kind:
 GENERATORS: dict[str, Kind] = {
     "ads": Kind("ads.active_search.outputs:ADSConfig:run"),
     "bandit": Kind("ads.generators.bandit_recipes:BanditGenerator"),
-    "self_evolving": Kind("ads.generators.self_evolving:SelfEvolvingConfig:run",
+    "self_evolving": Kind("ads.generators.self_evolving:SelfEvolvingGenerator",
                           commands="ads.generators.self_evolving:main", aliases=("evolve",)),
     "perspectives": Kind("ads.generators.persp.unit_generator:PerspectivesGenerator",
                          commands="ads.generators.perspectives:main"),

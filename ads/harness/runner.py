@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ads.executor import LocalExecutor
 from ads.harness.contract import Commit, Generator
 from ads.store import JsonlStore
 
 
 def open_stores(gen_cls: type[Generator], ctx: Any) -> dict[str, JsonlStore]:
-    return {s.file: JsonlStore(ctx.run_dir / s.file, id_field=s.id_field) for s in gen_cls.stores}
+    paths = gen_cls.store_paths(ctx.cfg, ctx.run_dir)
+    return {s.file: JsonlStore(paths[s.file], id_field=s.id_field) for s in gen_cls.stores}
 
 
 def apply_commit(gen: Generator, commit: Commit | None, bar: Any) -> None:
@@ -43,7 +45,8 @@ def drive(gen: Generator, progress: bool | None = None) -> None:
     bar on a terminal only, False never, True always."""
     from tqdm import tqdm
 
-    executor = gen.executor()
+    # work that cannot leave this process (no worker factory) runs here, whatever `executor:` says
+    executor = gen.executor() if gen.worker_factory() is not None else LocalExecutor()
     total = gen.progress_total()
     try:
         with tqdm(total=total, initial=min(gen.progress_done(), total) if total else gen.progress_done(),

@@ -182,6 +182,7 @@ def test_tool_use_judge_scores_are_in_range_or_a_counted_failure(text):
 @pytest.fixture(scope="module")
 def evolve(tmp_path_factory):
     from ads.generators.self_evolving import SelfEvolvingConfig, SelfEvolvingGenerator
+    from ads.harness.runner import open_stores
     from ads.run import RunContext
 
     tmp = tmp_path_factory.mktemp("evolve")
@@ -196,7 +197,8 @@ def evolve(tmp_path_factory):
     answerer = FakeModel(["an answer"], "fuzz-ans")
     judge = FakeModel([json.dumps({"analysis": "fine", "difficulty": "easy", "novel": True, "score_0_10": 7,
                                    "tags": ["x"]})], "fuzz-judge")
-    gen = SelfEvolvingGenerator(cfg, RunContext.create(cfg, run_dir=tmp / "run"), generator_model=script.model,
+    ctx = RunContext.create(cfg, run_dir=tmp / "run")
+    gen = SelfEvolvingGenerator(cfg, ctx, open_stores(SelfEvolvingGenerator, ctx), generator_model=script.model,
                                 answer_model=answerer, judge_model=judge, seeds=seeds)
     gen.restore()
     return gen, script, answerer

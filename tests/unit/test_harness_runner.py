@@ -153,6 +153,9 @@ def test_a_generators_own_executor_is_closed_when_its_work_ends(tmp_path):
             closed.append(True)
 
     class WithOwn(Counter):
+        def worker_factory(self):  # work that could run elsewhere: the generator's executor is used
+            return lambda: self
+
         def executor(self):
             return Own()
 

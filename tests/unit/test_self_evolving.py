@@ -26,6 +26,7 @@ from ads.generators.evolve.curriculum import category_weights, pick_demos, pick_
 from ads.generators.evolve.prompts import task_schema
 from ads.generators.self_evolving import (SelfEvolvingConfig, SelfEvolvingGenerator, build_parser,
                                          config_from_args, run)
+from ads.harness.runner import open_stores
 from ads.quality.ema import EMATracker
 from ads.run import RunContext
 from ads.store import JsonlStore
@@ -401,7 +402,7 @@ def test_existing_benchmark_files_need_resume(tmp_path):
     bench.write_text(json.dumps({"instruction": "x y z w", "user_input": "u", "category": "capitals"}) + "\n")
     with pytest.raises(ConfigError, match="--resume"):
         cfg, ctx, parts = make(tmp_path, benchmark_path=str(bench), runlog_path=str(log))
-        SelfEvolvingGenerator(cfg, ctx, **parts)
+        SelfEvolvingGenerator(cfg, ctx, open_stores(SelfEvolvingGenerator, ctx), **parts)
 
 
 # --- resume: no lost, no repeated items ------------------------------------------------------------
