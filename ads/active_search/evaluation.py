@@ -16,14 +16,14 @@ Methods, all in the same run and on the same instructions:
 - always_retrieve: one retrieval per train instruction, its text as the query;
 - oracle: the gold source document of each instruction in context, the ceiling a user can reach.
 Records are per (method, task) in eval.jsonl, so a resumed evaluation skips finished ones.
+The evaluation after an iteration is one round of the experiment (ADSGenerator): one work item
+per task, run on the executor like the training's.
 """
 from __future__ import annotations
 
 import random
 from statistics import mean
-from typing import TYPE_CHECKING, Any
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ads.active_search import significance
 from ads.active_search.instruction_sets import Task
@@ -31,46 +31,41 @@ from ads.active_search.planning import random_plan, retrieve_plan, task_key
 from ads.ledger import ledger_scope
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ads.active_search.experiment import ADSGenerator
     from ads.active_search.loop import ActiveDataSearch
 
 COMPARISONS = (("learned", "no_data"), ("random", "no_data"), ("always_retrieve", "no_data"), ("oracle", "no_data"),
                ("learned", "random"), ("learned", "always_retrieve"), ("learned", "oracle"))
 
 
-def acquired_costs(env: "ActiveDataSearch", upto: int) -> dict[str, float]:
+def acquired_costs(records: Iterable[dict[str, Any]], upto: int) -> dict[str, float]:
     """Per trained task, what its accepted trajectories of iterations 1..upto spent (one read of the records)."""
     out: dict[str, float] = {}
-    for r in env.trajectories:
+    for r in records:
         if r.get("accepted") and isinstance(r["iteration"], int) and r["iteration"] <= upto:
             out[r["task_id"]] = round(out.get(r["task_id"], 0.0) + r["cost"], 6)
     return out
 
 
-def evaluate(env: "ActiveDataSearch", it: int) -> dict[str, Any]:
-    done = env.evals.ids()
-    stored = {r["id"]: r for r in env.evals if r["id"] in done} if done else {}
-    methods = env.cfg.loop.methods
-    spent = acquired_costs(env, it)
+def eval_payloads(gen: "ADSGenerator", it: int) -> list[dict[str, Any]]:
+    """One work item per task (trained, then new) for the evaluation after iteration `it`, carrying
+    what the driver knows then: the task's dataset, its acquired cost, the memory's exemplars, and
+    the records of the methods a resumed run already wrote (those are reused, not recomputed)."""
+    stored = {r["id"]: r for r in gen.evals} if gen.evals.ids() else {}
+    methods = gen.cfg.loop.methods
+    spent = acquired_costs(gen.trajectories, it)
     items = []
-    for split, tasks in (("trained", env.trained), ("new", env.held)):
+    for split, tasks in (("trained", gen.trained), ("new", gen.held)):
         for task in tasks:
             items.append({
-                "it": it, "task": task, "split": split,
-                "dataset": env.dataset(task.id, it + 1) if split == "trained" else [],
+                "phase": "eval", "it": it, "task": task, "split": split,
+                "dataset": gen.dataset(task.id, it + 1) if split == "trained" else [],
                 "acquired_cost": spent.get(task.id, 0.0) if split == "trained" else 0.0,
                 # the memory as it stood after training iteration `it` (a resumed run restores later entries)
-                "exemplars": env.memory.nearest(task_key(task), env.cfg.loop.exemplars, before=(it + 1, 0)),
+                "exemplars": gen.memory.nearest(task_key(task), gen.cfg.loop.exemplars, before=(it + 1, 0)),
                 "stored": {m: stored[e] for m in methods if (e := eval_id(it, m, task.id)) in stored},
             })
-    results: list[dict[str, Any]] = []
-    out = env.ctx.executor().imap(eval_task_work, items, env=env, factory=env.worker_factory, ledger=env.ctx.ledger)
-    for recs in tqdm(out, total=len(items), desc=f"iteration {it}: held-out evaluation", unit="task",
-                     dynamic_ncols=True):
-        for rec in recs:
-            if rec["id"] not in done:
-                env.evals.append(rec)
-        results += recs
-    return {**summarize(it, results, methods, env.cfg.seed), "models": env.models_in_use()}
+    return items
 
 
 def eval_id(it: int, method: str, task_id: str) -> str:
@@ -78,7 +73,7 @@ def eval_id(it: int, method: str, task_id: str) -> str:
 
 
 def eval_task_work(env: "ActiveDataSearch", item: dict[str, Any]) -> list[dict[str, Any]]:
-    env.forget_answers()  # same calls and ledger on any executor
+    env.forget_answers()
     return eval_task(env, item["it"], item["task"], item["split"], item["dataset"], item["acquired_cost"],
                      item["exemplars"], item["stored"])
 

@@ -14,28 +14,27 @@ One training iteration, for every trained task (a set of instructions, instructi
      rows join the task's dataset (aggregation) and its plan joins the exemplar memory.
 The evaluation (evaluation.py) scores held-out instructions only.
 
-Everything written is append-only JSONL keyed by id, and those records are the state: a killed
-run resumes by skipping ids already written (memory and datasets are rebuilt from them), and
-replays the model calls it had made from the request cache.
+This module holds the method's configuration and `ActiveDataSearch`, what a work item runs
+against: the policy, the optimizer, the API registry and the answers already computed. It
+writes nothing, so a Ray worker builds its own from the config (ADSWorkerFactory) and gets
+the same results. The rounds, the records and resume are experiment.py's (ADSGenerator).
 """
 from __future__ import annotations
 
-from statistics import mean
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from tqdm import tqdm
 
-from ads.active_search.instruction_sets import Instruction, Task, TasksConfig, build_task_sets
-from ads.active_search.lora import LoraUpdateConfig, LoraUpdates, check_lora_config
-from ads.active_search.planning import ExemplarMemory, Optimizer, plan_json, task_key, task_relative
+from ads.active_search.acceptance import mean_or_zero
+from ads.active_search.api_trajectories import Trajectory, execute
+from ads.active_search.instruction_sets import Instruction, Task, TasksConfig
+from ads.active_search.lora import LoraUpdateConfig, check_lora_config
+from ads.active_search.planning import Optimizer
 from ads.active_search.policy import Answer, Policy
 from ads.active_search.training_data import new_rows, rows_from_observations
-from ads.config import ConfigError, ModelConfig, RunConfig, Strict
-from ads.active_search.api_trajectories import Trajectory, execute
+from ads.config import ModelConfig, RunConfig, Strict
 from ads.ledger import ledger_scope
 from ads.run import RunContext
-from ads.store import JsonlStore, atomic_write_json
 from apis.base import ApiRegistry
 from apis.factory import ApisConfig, build_api_registry
 from models.base import Model
@@ -89,17 +88,16 @@ class ADSConfig(RunConfig):
         return self
 
 
-def _mean(xs: list[float]) -> float:
-    return float(mean(xs)) if xs else 0.0
-
-
 class ActiveDataSearch:
+    """The method's moving parts, as one work item sees them: models, registry, policy, optimizer.
+
+    The driver's instance serves the local executor; a worker's is built by ADSWorkerFactory.
+    """
+
     def __init__(self, cfg: ADSConfig, ctx: RunContext, policy_model: Model | None = None,
                  optimizer_model: Model | None = None, api_model: Model | None = None, judge: Any | None = None,
-                 tasks: tuple[list[Task], list[Task]] | None = None, registry: ApiRegistry | None = None):
+                 registry: ApiRegistry | None = None):
         self.cfg, self.ctx = cfg, ctx
-        self._components = dict(policy_model=policy_model, optimizer_model=optimizer_model, api_model=api_model,
-                                judge=judge, registry=registry)
         self.policy_model = ctx.wrap(policy_model, "policy") if policy_model else ctx.model("policy", cfg.policy)
         self.optimizer_model = (ctx.wrap(optimizer_model, "optimizer") if optimizer_model
                                 else ctx.model("optimizer", cfg.optimizer))
@@ -114,28 +112,14 @@ class ActiveDataSearch:
             from ads.quality.judge import Judge
 
             judge = Judge(ctx.model("judge", cfg.judge))
+        self.judge = judge
         lp = cfg.loop
         self.policy = Policy(self.policy_model, seed=cfg.seed, answer_max_tokens=lp.answer_max_tokens,
                              reasoning_max_tokens=lp.reasoning_max_tokens, context_chars=lp.context_chars, judge=judge)
         self.optimizer = Optimizer(self.optimizer_model, self.registry, max_calls=lp.max_calls,
                                    max_tokens=lp.optimizer_max_tokens, seed=cfg.seed,
                                    max_arg_chars=min(160, cfg.apis.max_arg_length))
-        self.trained, self.held = tasks if tasks is not None else build_task_sets(cfg.tasks)
-        if judge is None and any(i.scorer == "judge" for t in self.trained + self.held for i in t.instructions):
-            raise ConfigError("tasks: some instructions have no reference (or scoring: judge) and no judge is "
-                              "configured; add a `judge:` model section or references")
-        d = ctx.run_dir
-        self.trajectories = JsonlStore(d / "trajectories.jsonl")
-        self.training_data = JsonlStore(d / "training_data.jsonl")
-        self.training_data.path.touch()  # present even when every accepted plan was "fetch nothing"
-        self.evals = JsonlStore(d / "eval.jsonl")
-        self.memory = ExemplarMemory()
-        self.datasets: dict[str, list[dict[str, Any]]] = {}
         self._answers: dict[tuple[str, tuple[str, ...], str], Answer] = {}
-        self.worker_factory = ADSWorkerFactory(cfg, self._components)
-        self.lora = LoraUpdates(self)
-        atomic_write_json(d / "tasks.json", {"trained": [t.to_dict() for t in self.trained],
-                                             "held_out": [t.to_dict() for t in self.held]})
 
     # -- seams -----------------------------------------------------------------------------
     def set_model(self, role: str, model: Model) -> None:
@@ -154,12 +138,14 @@ class ActiveDataSearch:
 
     # -- policy answers -----------------------------------------------------------------------
     def forget_answers(self) -> None:
+        """Work items call this first: what an item computes must not depend on which items its
+        process ran before (the same calls and ledger on any executor)."""
         self._answers.clear()
 
     def answers(self, instructions: list[Instruction], rows: list[dict[str, Any]],
                 context: dict[str, str] | None = None) -> list[Answer]:
         """The policy's answers with these rows (or fixed per-instruction contexts), remembered per
-        (instruction, rows) so the same question on the same data is asked once per process."""
+        (instruction, rows) so the same question on the same data is asked once per item."""
         out = []
         ids = tuple(r["id"] for r in rows)
         for ins in instructions:
@@ -183,7 +169,7 @@ class ActiveDataSearch:
         rows = new_rows(dataset, rows_from_observations(task.id, traj_id, iteration, calls, obs,
                                                         self.cfg.apis.retrieval.passage_chars, task.family))
         after = self.answers(task.train, dataset + rows) if (traj.ok and rows and score_train) else before
-        base, with_ = _mean([a.score for a in before]), _mean([a.score for a in after])
+        base, with_ = mean_or_zero([a.score for a in before]), mean_or_zero([a.score for a in after])
         reward = round(with_ - base - self.cfg.loop.lambda_cost * traj.cost, 6) if traj.ok else None
         return {"calls": calls, "raw": traj.raw, "parse_error": traj.parse_error, "observations": obs,
                 "cost": traj.cost, "reward": reward, "gain": round(with_ - base, 6), "score_before": round(base, 6),
@@ -206,157 +192,10 @@ class ActiveDataSearch:
                                 **self.run_plan(task, traj, dataset, before, it, tid)})
         return samples
 
-    # -- training ---------------------------------------------------------------------------------
-    def restore(self) -> None:
-        """Rebuild the exemplar memory and every task's dataset from the records on disk."""
-        pos = {t.id: i for i, t in enumerate(self.trained)}
-        keys = {t.id: task_key(t) for t in self.trained}
-        for r in self.trajectories:
-            if r.get("to_memory") and r["task_id"] in keys:
-                task = self.trained[pos[r["task_id"]]]
-                self.memory.add(r["task_id"], keys[r["task_id"]], plan_json(task_relative(r["calls"], task)),
-                                version=(r["iteration"], pos[r["task_id"]]))
-        self.datasets = {}
-        for r in self.training_data:
-            self.datasets.setdefault(r["task_id"], []).append(r)
-
-    def dataset(self, task_id: str, before_iteration: int) -> list[dict[str, Any]]:
-        return [r for r in self.datasets.get(task_id, []) if isinstance(r["iteration"], int)
-                and r["iteration"] < before_iteration]
-
-    def train_iteration(self, it: int) -> dict[str, Any]:
-        lp = self.cfg.loop
-        k = lp.trajectories_per_task
-        done = self.trajectories.ids()
-        stored = [r for r in self.trajectories if r["iteration"] == it] if done else []
-        rows: list[dict[str, Any]] = []
-        bar = tqdm(total=len(self.trained), desc=f"iteration {it}/{lp.iterations}: trained tasks", unit="task",
-                   dynamic_ncols=True)
-        pos = {t.id: i for i, t in enumerate(self.trained)}
-        for start in range(0, len(self.trained), lp.task_batch):
-            items = []
-            for task in self.trained[start:start + lp.task_batch]:
-                ids = [f"it{it}-{task.id}-s{s}" for s in range(k)]
-                if all(i in done for i in ids):  # finished before a kill: its records are the result
-                    rows += [r for r in stored if r["task_id"] == task.id]
-                    bar.update(1)
-                    continue
-                exemplars = self.memory.nearest(task_key(task), lp.exemplars, exclude=task.id, before=(it, start))
-                items.append({"it": it, "task": task, "ids": ids, "exemplars": exemplars,
-                              "dataset": self.dataset(task.id, it)})
-            results = self.ctx.executor().imap(train_task_work, items, env=self, factory=self.worker_factory,
-                                               ledger=self.ctx.ledger)
-            for item, samples in zip(items, results):
-                rows += self.accept_and_write(it, item["task"], samples, item["exemplars"], done,
-                                              version=(it, pos[item["task"].id]))
-                bar.update(1)
-                bar.set_postfix(data_plans=sum(bool(r["accepted"] and r["calls"]) for r in rows))
-        bar.close()
-        return self.train_metrics(it, rows)
-
-    def accept_and_write(self, it: int, task: Task, samples: list[dict[str, Any]], exemplars: list[tuple[str, str]],
-                         done: set[str], version: tuple[int, int]) -> list[dict[str, Any]]:
-        """Rejection sampling over one task's samples; writes the accepted rows, then the records."""
-        lp = self.cfg.loop
-        valid = [r for r in samples if r["reward"] is not None]
-        null = {"id": None, "reward": 0.0, "cost": 0.0, "calls": []}
-        candidates = valid + ([null] if lp.null_plan_candidate else [])
-        best = max(candidates, key=lambda r: (r["reward"], -r["cost"], -len(r["calls"]))) if candidates else None
-        accepted = best if best is not None and best["reward"] >= lp.accept_threshold else None
-        records = []
-        for r in samples:
-            rec = {**r, "iteration": it, "task_id": task.id, "family": task.family,
-                   "accepted": accepted is not None and r["id"] == accepted["id"], "null_plan": False,
-                   "exemplars_used": len(exemplars)}
-            rec["n_new_rows"] = len(rec.pop("new_rows"))
-            records.append(rec)
-        if accepted is not None and accepted["id"] is None:  # the free "fetch nothing" plan won
-            before = samples[0] if samples else {}
-            records.append({"id": f"it{it}-{task.id}-null", "iteration": it, "task_id": task.id,
-                            "family": task.family, "calls": [], "raw": "<null plan>", "parse_error": None,
-                            "observations": [], "cost": 0.0, "reward": 0.0, "gain": 0.0,
-                            "score_before": before.get("score_before"), "score_with": before.get("score_before"),
-                            "accepted": True, "null_plan": True, "exemplars_used": len(exemplars), "n_new_rows": 0})
-        # the dataset rows first, trajectory records last: a trajectory record marks the task as done
-        if accepted is not None and accepted["id"] is not None:
-            have = self.training_data.ids()
-            for row in accepted["new_rows"]:
-                if row["id"] not in have:
-                    self.training_data.append(row)
-            known = self.datasets.setdefault(task.id, [])
-            known += new_rows(known, accepted["new_rows"])
-        had_data = bool(self.dataset(task.id, it))
-        data_hurt = any(r["gain"] < 0 for r in valid if r["calls"])
-        already_right = bool(samples) and samples[0]["score_before"] >= 0.5
-        for rec in records:
-            # An accepted empty plan is an example for other tasks only when it was a finding: data
-            # was tried and hurt, or the policy already answers. "Nothing tried helped" on a task the
-            # policy fails is not a lesson (shown as one, it taught the optimizer to stop fetching);
-            # nor is "nothing more needed" after a data plan: the memory keeps showing that plan.
-            empty_lesson = (data_hurt or already_right) and not had_data
-            rec["to_memory"] = rec["accepted"] and (bool(rec["calls"]) or empty_lesson)
-            if rec["id"] not in done:
-                self.trajectories.append(rec)
-            if rec["to_memory"]:
-                self.memory.add(task.id, task_key(task), plan_json(task_relative(rec["calls"], task)), version=version)
-        return records
-
-    def train_metrics(self, it: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        sampled = [r for r in rows if not r.get("null_plan")]
-        rewards = [r["reward"] for r in sampled if r["reward"] is not None]
-        by_task: dict[str, list[dict]] = {}
-        for r in rows:
-            by_task.setdefault(r["task_id"], []).append(r)
-        best = [max((r["reward"] for r in rs if r["reward"] is not None), default=None) for rs in by_task.values()]
-        best = [b for b in best if b is not None]
-        accepted = [r for r in rows if r["accepted"]]
-        led = self.ctx.ledger.totals(iteration=it)
-        return {
-            "iteration": it,
-            "tasks": len(by_task),
-            "trajectories": len(sampled),
-            "parse_failures": sum(r["parse_error"] is not None for r in sampled),
-            "empty_plans_sampled": sum(r["parse_error"] is None and not r["calls"] for r in sampled),
-            "mean_reward": round(_mean(rewards), 4) if rewards else None,
-            "mean_best_reward": round(_mean(best), 4) if best else None,
-            "accepted_data_plans": sum(bool(r["calls"]) for r in accepted),
-            "accepted_empty_plans": sum(not r["calls"] for r in accepted),
-            "acceptance_rate": round(len({r["task_id"] for r in accepted}) / max(1, len(by_task)), 4),
-            "mean_gain_accepted_data": round(_mean([r["gain"] for r in accepted if r["calls"]]), 4),
-            "api_cost": round(sum(r["cost"] for r in sampled), 4),
-            "api_cost_per_task": round(sum(r["cost"] for r in sampled) / max(1, len(by_task)), 4),
-            "dataset_rows": sum(len(self.dataset(t.id, it + 1)) for t in self.trained),
-            "total_tokens": led["total_tokens"],
-            "memory_size": len(self.memory),
-        }
-
-    # -- driver -------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        from ads.active_search.evaluation import evaluate, flatten
-
-        self.restore()
-        lp = self.cfg.loop
-        training, evaluation = [], []
-        if lp.evaluate_before_training:
-            evaluation.append(evaluate(self, 0))
-            self.ctx.tracker.log(flatten(evaluation[-1]), step=0)
-        for it in range(1, lp.iterations + 1):
-            tm = self.train_iteration(it)
-            if self.lora.enabled:  # train / load this iteration's adapters and serve them from now on
-                tm.update(self.lora.after_iteration(it))
-            training.append(tm)
-            self.ctx.tracker.log({f"train/{k}": v for k, v in tm.items() if isinstance(v, (int, float))}, step=it)
-            self.ctx.save_state({"completed_iteration": it, "memory_size": len(self.memory)})
-            if lp.evaluate == "every_iteration" or it == lp.iterations:
-                ev = evaluate(self, it)
-                evaluation.append(ev)
-                self.ctx.tracker.log(flatten(ev), step=it)
-        return {"training": training, "evaluation": evaluation}
-
 
 # --- work items for the executor (ads/executor.py) ----------------------------------------------
 def train_task_work(env: ActiveDataSearch, item: dict[str, Any]) -> list[dict[str, Any]]:
-    env.forget_answers()  # what an item computes must not depend on which items its process ran before
+    env.forget_answers()
     return env.train_task(item["it"], item["task"], item["ids"], item["exemplars"], item["dataset"])
 
 
@@ -388,4 +227,4 @@ class ADSWorkerFactory:
         comps = dict(self.components)
         if comps.get("registry") is not None:  # each worker points its own registry copy at its own ledger
             comps["registry"] = copy.copy(comps["registry"])
-        return ActiveDataSearch(self.cfg, RunContext.for_worker(self.cfg), tasks=([], []), **comps)
+        return ActiveDataSearch(self.cfg, RunContext.for_worker(self.cfg), **comps)

@@ -1,4 +1,7 @@
-"""Runs an ADS experiment end to end and writes what a user reads: report, tables, plots, datasets.
+"""What a user reads of an ADS run: the result files, the terminal report, plots, exported datasets.
+
+`run()` is the entry point (the experiment's rounds are experiment.py's ADSGenerator, driven by
+the one runner); ADSGenerator.summary and .report call the writers here at the end of a run.
 
 Outputs in the run folder:
 - evaluation_results.json: per method and per split (trained tasks' new instructions / new
@@ -17,54 +20,43 @@ Outputs in the run folder:
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
-from ads.active_search.evaluation import verdict
-from ads.active_search.loop import ADSConfig, ActiveDataSearch
+from ads.active_search.instruction_sets import Task
+from ads.active_search.loop import ADSConfig
 from ads.active_search.training_data import as_sft_pair
+from ads.harness.runner import run_generator
 from ads.report import print_table
 from ads.run import RunContext
-from ads.store import atomic_write_json, atomic_write_text
+from ads.store import atomic_write_text
 from ads.tracking import plot_curves
 
 __all__ = ["ADSConfig", "run"]
 
 
 def run(cfg: ADSConfig, ctx: RunContext, **components: Any) -> dict[str, Any]:
-    ads = ActiveDataSearch(cfg, ctx, **components)
-    n_ins = sum(len(t.instructions) for t in ads.trained + ads.held)
-    print(f"tasks: {len(ads.trained)} trained, {len(ads.held)} held out ({n_ins} instructions, "
-          f"{cfg.tasks.train_instructions} per task seen by the optimizer); {cfg.loop.iterations} iterations x "
-          f"{cfg.loop.trajectories_per_task} trajectories per task")
-    result = ads.run()
-    d = ctx.run_dir
-    atomic_write_json(d / "training_metrics.json", result["training"])
-    final = result["evaluation"][-1]
-    lines = verdict(final)
-    task_results = task_rows(ads, final["iteration"])
-    evaluation = {**final["task_level"], "metrics": {k: final["task_level"][k] for k in
-                                                     ("win_rate", "tie_rate", "loss_rate", "avg_score")},
-                  "final": final, "per_iteration": result["evaluation"], "verdict": lines,
-                  "task_results": task_results}
-    atomic_write_json(d / "evaluation_results.json", evaluation)
-    export = export_datasets(ctx, list(ads.training_data))
-    write_plots(ctx, result)
-    from ads.export.at_end import export_at_end
+    """Run an ADS experiment to the end: the registry's entry for `kind: ads` (ads/harness/kinds.py).
+    `components` are built models, tasks or an API registry to use instead of the config's (tests)."""
+    from ads.active_search.experiment import ADSGenerator  # imported here: experiment.py imports the writers below
 
-    export_at_end(ctx, {"final_evaluation": final["methods"], "comparisons": final["comparisons"]})  # + W&B
-    summary = ctx.finish({"final_evaluation": {m: {k: v for k, v in s.items() if k not in ("by_family", "by_split")}
-                                               for m, s in final["methods"].items()},
-                          "comparisons": final["comparisons"], "verdict": lines, "training": result["training"],
-                          "export": export, "final_models": final.get("models")})
-    print_report(ctx, final, result["training"], lines, summary, export)
-    return summary
+    return run_generator(ADSGenerator, cfg, ctx, **components)
 
 
-def task_rows(ads: ActiveDataSearch, it: int) -> list[dict[str, Any]]:
+def evaluation_results(final: dict[str, Any], per_iteration: list[dict[str, Any]], verdict: list[str],
+                       tasks: list[Task], evals: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """evaluation_results.json: the final evaluation with the design document's fields on top."""
+    return {**final["task_level"], "metrics": {k: final["task_level"][k] for k in
+                                               ("win_rate", "tie_rate", "loss_rate", "avg_score")},
+            "final": final, "per_iteration": per_iteration, "verdict": verdict,
+            "task_results": task_rows(tasks, evals, final["iteration"])}
+
+
+def task_rows(tasks: list[Task], evals: Iterable[dict[str, Any]], it: int) -> list[dict[str, Any]]:
     """Per task and method: the held-out instructions with their scores, and the API cost."""
-    prompts = {i.id: i.prompt for t in ads.trained + ads.held for i in t.instructions}
+    prompts = {i.id: i.prompt for t in tasks for i in t.instructions}
     out = []
-    for r in ads.evals:
+    for r in evals:
         if r["iteration"] != it:
             continue
         out.append({"task_id": r["task_id"], "family": r["family"], "split": r["split"], "method": r["method"],
@@ -77,8 +69,9 @@ def task_rows(ads: ActiveDataSearch, it: int) -> list[dict[str, Any]]:
     return out
 
 
-def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str, Any]], lines: list[str],
-                 summary: dict[str, Any], export: dict[str, Any]) -> None:
+def print_report(final: dict[str, Any], training: list[dict[str, Any]], summary: dict[str, Any],
+                 export: dict[str, Any]) -> None:
+    """The terminal's result: the held-out table, the training table, LoRA lines, the verdict, the ledger."""
     comps = final["comparisons"]
     rows = []
     for method, s in final["methods"].items():
@@ -89,7 +82,7 @@ def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str
                      f"{s['mean_cost']:.2f}", f"{s['mean_tokens']:.0f}",
                      "  ".join(f"{k}={v:.2f}" for k, v in s["by_split"].items())])
     n = next(iter(final["methods"].values()))["n_instructions"] if final["methods"] else 0
-    print_table(f"Held-out instructions after iteration {final['iteration']} (n={n}; {ctx.run_id})",
+    print_table(f"Held-out instructions after iteration {final['iteration']} (n={n}; {summary['run_id']})",
                 ["method", "mean score", "vs no_data: diff [95% CI]", "win/tie/loss", "API cost/task", "tokens/task",
                  "score by split"], rows)
     train_rows = [[str(t["iteration"]), str(t["mean_reward"]), str(t["mean_best_reward"]),
@@ -107,7 +100,7 @@ def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str
                       + (f"trained on {info.get('examples')} examples, {info.get('steps')} steps"
                          if info.get("trained") else f"not retrained ({info.get('reason')})")
                       + f"; serving {info.get('model_id')}")
-    for line in lines:
+    for line in summary["verdict"]:
         print(line)
     tl = final["task_level"]
     print(f"per task (learned vs no data): {tl['completed_tasks']}/{tl['total_tasks']} completed, win rate "
@@ -117,7 +110,7 @@ def print_report(ctx: RunContext, final: dict[str, Any], training: list[dict[str
     print(f"training dataset: {export['rows']} rows exported to {export['path']} "
           f"({export['dropped_eval_overlap']} left out: their articles are in the fine-tuning evaluation pool)")
     print(f"ledger: {led['model_calls']} model calls ({led['cached_calls']} cached), {led['api_calls']} API calls, "
-          f"{led['total_tokens']} tokens, {led['cost_units']} cost units; outputs in {ctx.run_dir}")
+          f"{led['total_tokens']} tokens, {led['cost_units']} cost units; outputs in {summary['run_dir']}")
 
 
 def export_datasets(ctx: RunContext, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,9 +165,8 @@ per passage, demonstration pair or question/answer pair, deduplicated per task.
     return {"path": str(out), "rows": len(kept), "tasks": len(by_task), "dropped_eval_overlap": dropped, **kinds}
 
 
-def write_plots(ctx: RunContext, result: dict[str, Any]) -> None:
-    d = ctx.run_dir
-    tr = result["training"]
+def write_plots(d: Path, tr: list[dict[str, Any]], ev: list[dict[str, Any]]) -> None:
+    """Training curves (reward, accepted plans, cost) and held-out curves (score, win rate) as PNGs."""
     its = [t["iteration"] for t in tr]
     plot_curves(d / "reward.png", "Training reward by iteration",
                 {"mean reward": (its, [t["mean_reward"] or 0 for t in tr]),
@@ -184,7 +176,6 @@ def write_plots(ctx: RunContext, result: dict[str, Any]) -> None:
                  "empty (no data needed)": (its, [t["accepted_empty_plans"] for t in tr])}, ylabel="tasks")
     plot_curves(d / "cost.png", "API cost per trained task by iteration",
                 {"all sampled trajectories": (its, [t["api_cost_per_task"] for t in tr])}, ylabel="cost units")
-    ev = result["evaluation"]
     methods = sorted({m for e in ev for m in e["methods"]})
     eits = [e["iteration"] for e in ev]
     plot_curves(d / "score.png", "Held-out mean score", {m: (eits, [e["methods"][m]["mean_score"] for e in ev])

@@ -15,7 +15,7 @@ import pytest
 
 from ads.active_search.instruction_sets import Instruction, Task
 from ads.downstream.evalset import is_heldout
-from ads.active_search.loop import ADSConfig, ActiveDataSearch
+from ads.active_search.loop import ADSConfig
 from ads.active_search.outputs import run
 from ads.active_search.planning import ExemplarMemory, random_plan
 from ads.active_search.api_trajectories import parse_trajectory, trajectory_schema
@@ -261,6 +261,28 @@ def test_killed_run_resumes_without_duplicates_and_same_result(tmp_path):
     assert fa == fb
 
 
+def right_without_data(messages, kw):
+    """A policy that answers from the key alone and is confused by reference material: the free
+    empty plan wins every task, and is a lesson for the memory (data hurt)."""
+    return "I do not know" if "Reference material" in messages[-1]["content"] else \
+        re.findall(r"kw-(\w+)", messages[-1]["content"])[-1].title()
+
+
+def test_a_kill_after_the_samples_but_before_the_null_plan_record_is_finished_on_resume(tmp_path):
+    """A task is finished only once the last record it writes is on disk: the null plan's, when it won."""
+    _, ctx = full_and_killed(tmp_path, policy=right_without_data, iterations=1)
+    traj = ctx.run_dir / "trajectories.jsonl"
+    lines = traj.read_text().splitlines(keepends=True)
+    keep_lines(traj, next(i for i, line in enumerate(lines) if json.loads(line)["null_plan"]))
+    (ctx.run_dir / "eval.jsonl").unlink()
+    (ctx.run_dir / "summary.json").unlink()
+    cfg, parts = make(tmp_path, policy=right_without_data, iterations=1)
+    run(cfg, RunContext.create(cfg, run_dir=tmp_path / "killed", resume=True), **parts)
+    full = JsonlStore(tmp_path / "full" / "trajectories.jsonl").read()
+    assert next(r for r in full if r["null_plan"])["to_memory"]  # the cut record was a lesson for the memory
+    assert JsonlStore(traj).read() == full
+
+
 @pytest.mark.parametrize("keep", [1, 2, 4])
 def test_an_evaluation_resumed_inside_a_task_writes_the_uninterrupted_records(tmp_path, keep):
     _, ctx = full_and_killed(tmp_path, iterations=1)
@@ -306,8 +328,10 @@ def test_active_data_search_needs_a_judge_for_unreferenced_instructions(tmp_path
     t = make_task(0, "alpha")
     t.held_out[0].gold, t.held_out[0].scorer = None, "judge"
     parts["tasks"] = ([t], [])
+    ctx = RunContext.create(cfg)
     with pytest.raises(ConfigError, match="judge"):
-        ActiveDataSearch(cfg, RunContext.create(cfg), **parts)
+        run(cfg, ctx, **parts)
+    assert not ctx.has_records()
 
 
 def test_the_grammar_llama_cpp_compiles_from_the_schema_allows_only_in_range_integers():
