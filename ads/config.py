@@ -57,8 +57,9 @@ class ExecutorConfig(Strict):
 def move_legacy_roles(data: Any, legacy: dict[str, str]) -> Any:
     """Every generator names its models the same way, `models: {role: ...}`; the top-level keys
     each one used before (`policy:`, `model:`, `judge:`, `model_config:` ...) are still read, and
-    moved under `models:`. A partial section (`--set model.n_threads=1`) is merged into the role's
-    section; a role set both ways with whole values is an error naming both keys."""
+    moved under `models:`. Given as well as `models.<role>`, the older key is an override (that is
+    what `--set model.n_threads=1` or `--set judge=null` writes): a section is merged into the
+    role's, anything else replaces it."""
     if not isinstance(data, dict) or not legacy or not any(k in data for k in legacy):
         return data
     data = dict(data)
@@ -71,12 +72,7 @@ def move_legacy_roles(data: Any, legacy: dict[str, str]) -> Any:
             continue
         value = data.pop(key)
         have = models.get(role)
-        if isinstance(have, dict) and isinstance(value, dict):
-            models[role] = {**have, **value}
-        elif role in models:
-            raise ValueError(f"'{key}' and 'models.{role}' both set the {role} model; keep one (models.{role})")
-        else:
-            models[role] = value
+        models[role] = {**have, **value} if isinstance(have, dict) and isinstance(value, dict) else value
     data["models"] = models
     return data
 
@@ -173,6 +169,8 @@ def validate(cls: type[C], data: dict[str, Any], source: str) -> C:
 def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | None = None) -> C:
     data = read_yaml(path) if path else {}
     source = str(path) if path else "<defaults>"
+    # the file's own older role keys first, so that --set models.<role>... lands on them
+    data = move_legacy_roles(data, getattr(cls, "LEGACY_ROLE_KEYS", {}))
     data = apply_overrides(data, overrides or [])
     return validate(cls, data, source + (" (with --set overrides)" if overrides else ""))
 

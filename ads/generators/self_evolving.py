@@ -89,10 +89,10 @@ class SelfEvolvingGenerator(Generator):
                  generator_model: Model | None = None, answer_model: Model | None = None,
                  judge_model: Model | None = None, seeds: list[dict[str, Any]] | None = None):
         super().__init__(cfg, ctx, stores)
-        self.gen = ctx.wrap(generator_model, "generator") if generator_model else ctx.model("generator", cfg.generator)
+        self.gen = ctx.wrap(generator_model, "generator") if generator_model else ctx.model("generator", cfg.models.generator)
         self.ans = (ctx.wrap(answer_model, "answerer") if answer_model
-                    else ctx.model("answerer", cfg.answerer or cfg.generator))
-        jm = ctx.wrap(judge_model, "judge") if judge_model else ctx.model("judge", cfg.judge or cfg.generator)
+                    else ctx.model("answerer", cfg.models.answerer or cfg.models.generator))
+        jm = ctx.wrap(judge_model, "judge") if judge_model else ctx.model("judge", cfg.models.judge or cfg.models.generator)
         self.judge = TaskJudge(jm, temperature=cfg.judge_temp, max_tokens=cfg.judge_max_tokens,
                                max_attempts=cfg.judge_attempts, rationale_chars=cfg.judge_rationale_chars)
         self.seeds = seeds if seeds is not None else self._load_seeds()

@@ -348,7 +348,7 @@ def plan_for(cfg: Any) -> Plan:
         return Plan(kind, cfg.judge or cfg.model, ["tool_use"], {"tool_use": cfg.threshold},
                     judge_kw={"tool_use": {"judge_attempts": cfg.judge_attempts}})
     if kind == "self_evolving":
-        return Plan(kind, cfg.judge or cfg.generator, ["self_evolving"], {"self_evolving": cfg.min_score},
+        return Plan(kind, cfg.models.judge or cfg.models.generator, ["self_evolving"], {"self_evolving": cfg.min_score},
                     judge_kw={"self_evolving": {"temperature": cfg.judge_temp, "max_tokens": cfg.judge_max_tokens,
                                                 "max_attempts": cfg.judge_attempts,
                                                 "rationale_chars": cfg.judge_rationale_chars}})

@@ -407,7 +407,6 @@ def test_model_roles_live_under_models_and_the_older_keys_still_load(tmp_path):
     # a partial override of the older key merges into the role (what the kill-loop specs pass)
     c = load_config(BanditConfig, new, ["model.n_threads=1"])
     assert c.models.generator.n_threads == 1 and c.models.generator.name == "smollm2-135m"
-    both = tmp_path / "both.yaml"
-    both.write_text(yaml.safe_dump({"kind": "bandit", "recipe": recipe, "judge": None, "models": {"judge": None}}))
-    with pytest.raises(ConfigError, match="'judge' and 'models.judge' both set the judge model"):
-        load_config(BanditConfig, both)
+    # ... and a whole value replaces the role's (--set judge=null turns the judge off)
+    assert load_config(BanditConfig, new, ["judge=null"]).models.judge is None
+    assert load_config(BanditConfig, old, ["models.judge.name=other"]).models.judge.name == "other"

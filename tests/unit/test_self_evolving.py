@@ -526,9 +526,9 @@ def test_flag_cli_maps_onto_the_config():
     cfg = config_from_args(args)
     assert (cfg.accept_target, cfg.max_attempts, cfg.min_score, cfg.ema_alpha, cfg.sim_threshold, cfg.demo_k,
             cfg.gen_temp, cfg.ans_temp, cfg.judge_temp, cfg.seed) == (5, 20, 6.0, 0.3, 0.6, 3, 0.8, 0.1, 0.0, 4)
-    assert cfg.generator.name == "served-model" and cfg.generator.base_url == "http://127.0.0.1:8080/v1"
-    assert cfg.judge.name == "qwen2.5-coder-0.5b-instruct" and cfg.judge.base_url == cfg.generator.base_url
-    assert cfg.answerer is None and cfg.seeds.per_category == 2 and cfg.tracking.wandb is False
+    assert cfg.models.generator.name == "served-model" and cfg.models.generator.base_url == "http://127.0.0.1:8080/v1"
+    assert cfg.models.judge.name == "qwen2.5-coder-0.5b-instruct" and cfg.models.judge.base_url == cfg.models.generator.base_url
+    assert cfg.models.answerer is None and cfg.seeds.per_category == 2 and cfg.tracking.wandb is False
     assert cfg.judge_novelty_veto is False
     assert args.output_dir == "/tmp/x"
     # without flags, the config file's values stand
@@ -541,7 +541,7 @@ def test_generate_command_config_accepts_set_overrides():
                       ["accept_target=5", "max_attempts=20", "min_score=6",
                        "judge={name: qwen2.5-coder-0.5b-instruct}"])
     assert cfg.kind == "self_evolving" and cfg.accept_target == 5 and cfg.min_score == 6.0
-    assert cfg.generator.name == "smollm2-135m" and cfg.judge.name == "qwen2.5-coder-0.5b-instruct"
+    assert cfg.models.generator.name == "smollm2-135m" and cfg.models.judge.name == "qwen2.5-coder-0.5b-instruct"
     with pytest.raises(ConfigError, match="cannot exceed"):
         load_config(SelfEvolvingConfig, ROOT / "configs" / "self_evolving.yaml", ["accept_target=500"])
 
@@ -632,14 +632,14 @@ def test_dotenv_settings_map_onto_the_generator_and_the_environment_wins(tmp_pat
     assert "sk-from-file" not in repr(s) and "MODEL from the environment" in s.sources
     args = build_parser().parse_args(["--env-file", str(env_file), "--set", "answerer={name: other}"])
     cfg = config_from_args(args, s)
-    g = cfg.generator
+    g = cfg.models.generator
     assert (g.name, g.base_url, g.timeout_s, g.api_key_env) == ("env-model", "http://127.0.0.1:1234", 120.0,
                                                                  "API_KEY")
-    assert cfg.judge is None and cfg.answerer.name == "other"  # --set still wins over .env
+    assert cfg.models.judge is None and cfg.models.answerer.name == "other"  # --set still wins over .env
     assert "sk-from-file" not in json.dumps(cfg.model_dump(mode="json"))
     # flags win over .env
     cfg = config_from_args(build_parser().parse_args(["--model", "flag-model", "--base-url", "http://h:9/v1"]), s)
-    assert (cfg.generator.name, cfg.generator.base_url) == ("flag-model", "http://h:9/v1")
+    assert (cfg.models.generator.name, cfg.models.generator.base_url) == ("flag-model", "http://h:9/v1")
     environ: dict[str, str] = {}
     export_api_key(s, environ)
     assert environ == {"API_KEY": "sk-from-file"}

@@ -108,28 +108,44 @@ def config_from_args(args: Any, env: Any = None) -> SelfEvolvingConfig:
 
     `env`: the EndpointSettings to apply; None reads them from `args.env_file` and os.environ.
     """
-    from ads.config import apply_overrides, read_yaml, validate
+    from ads.config import apply_overrides, move_legacy_roles, read_yaml, validate
     from ads.generators.evolve.env import apply_to_generator, endpoint_settings
 
     if env is None:
         env, _ = endpoint_settings(getattr(args, "env_file", ".env"))
+    source = f"{args.config} (with command-line flags)"
+    roles = SelfEvolvingConfig.LEGACY_ROLE_KEYS
+
+    def models_of(data: dict[str, Any]) -> dict[str, Any]:
+        """The config's `models:` section (older top-level role keys moved in), ready for flags."""
+        moved = move_legacy_roles(data, roles)  # a new dict without the older keys (or data itself)
+        if moved is not data:
+            data.clear()
+            data.update(moved)
+        models = data.setdefault("models", {})
+        if not isinstance(models, dict):
+            validate(SelfEvolvingConfig, data, source)  # names the key and the wrong type
+        return models
+
     data = read_yaml(args.config)
     if env.any:
-        data["generator"] = apply_to_generator(dict(data.get("generator") or {}), env)
+        models = models_of(data)
+        models["generator"] = apply_to_generator(dict(models.get("generator") or {}), env)
     data = apply_overrides(data, args.set)
     if data.setdefault("kind", "self_evolving") != "self_evolving":
         raise ConfigError(f"{args.config}: kind is {data['kind']!r}, this command runs 'self_evolving'")
     for _, key, _, _ in FLAGS:
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
+    models = models_of(data)
     given = {"name": args.model, "base_url": args.base_url, "n_threads": args.n_threads}
-    gen = {**(data.get("generator") or {}), **{k: v for k, v in given.items() if v is not None}}
-    data["generator"] = gen
+    gen = {**(models.get("generator") or {}), **{k: v for k, v in given.items() if v is not None}}
+    models["generator"] = gen
     for role, name in (("answerer", args.answerer_model), ("judge", args.judge_model)):
         if name is not None:  # same endpoint/settings as the generator, another model
-            data[role] = {**gen, "name": name}
-        elif args.n_threads is not None and isinstance(data.get(role), dict):
-            data[role] = {**data[role], "n_threads": args.n_threads}
+            models[role] = {**gen, "name": name}
+        elif args.n_threads is not None and isinstance(models.get(role), dict):
+            models[role] = {**models[role], "n_threads": args.n_threads}
     if args.cache_path is not None or args.no_cache:
         cache = dict(data.get("cache") or {})
         if args.cache_path is not None:
@@ -139,7 +155,7 @@ def config_from_args(args: Any, env: Any = None) -> SelfEvolvingConfig:
         data["cache"] = cache
     if args.no_wandb:
         data["tracking"] = {**(data.get("tracking") or {}), "wandb": False}
-    return validate(SelfEvolvingConfig, data, f"{args.config} (with command-line flags)")
+    return validate(SelfEvolvingConfig, data, source)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,12 +31,18 @@ def _default_validators() -> list[Any]:
             DistinctNCfg(type="distinct_n", name="instruction_not_looping", field="instruction", n=2, min=0.5)]
 
 
-class SelfEvolvingConfig(RunConfig):
-    kind: Literal["self_evolving"] = "self_evolving"
-    name: str = "self-evolving"
+class EvolveModels(Strict):
     generator: ModelConfig = ModelConfig()
     answerer: ModelConfig | None = None  # None: the generator's model
     judge: ModelConfig | None = None  # None: the generator's model
+
+
+class SelfEvolvingConfig(RunConfig):
+    LEGACY_ROLE_KEYS = {"generator": "generator", "answerer": "answerer", "judge": "judge"}
+
+    kind: Literal["self_evolving"] = "self_evolving"
+    name: str = "self-evolving"
+    models: EvolveModels = EvolveModels()
     # the knobs of the loop (all settable with --set KEY=VALUE)
     accept_target: int = Field(50, ge=1)
     max_attempts: int = Field(400, ge=1)
