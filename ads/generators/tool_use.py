@@ -63,6 +63,11 @@ class ToolUseGenerator(Generator):
     stores = (Store(STORE, id_field="conversation_id"),)
     progress_unit, progress_desc = "conv", "conversations"
 
+    @classmethod
+    def store_paths(cls, cfg: ToolUseConfig, run_dir: Path) -> dict[str, Path]:
+        """`output:` puts the conversations outside the run folder (tools generate --output)."""
+        return {STORE: Path(cfg.output) if cfg.output else run_dir / STORE}
+
     def __init__(self, cfg: ToolUseConfig, ctx: Any, stores: dict[str, JsonlStore], *, model: Any = None,
                  judge_model: Any = None, embedder: Any = None, decisions: TextIO | None = None):
         """`model`, `judge_model`, `embedder`: built in code (tests), used as given (not cached, not
@@ -71,11 +76,8 @@ class ToolUseGenerator(Generator):
         if cfg.min_steps > cfg.max_steps:
             raise ConfigError(f"min_steps ({cfg.min_steps}) is above max_steps ({cfg.max_steps})")
         self.t0 = time.time()
-        # `output:` puts the conversations outside the run folder (tools generate --output)
-        self.out_path = Path(cfg.output) if cfg.output else ctx.run_dir / STORE
-        if cfg.output:
-            stores = {**stores, STORE: JsonlStore(self.out_path, id_field="conversation_id")}
         super().__init__(cfg, ctx, stores)
+        self.out_path = stores[STORE].path
         self.built = load_built(cfg)
         manifest = write_artifacts(self.built, ctx.run_dir / "artifacts")
         reg = self.built.reg
@@ -100,8 +102,8 @@ class ToolUseGenerator(Generator):
             self._factory: Any = ToolUseWorkerFactory(cfg, model if injected_model else None,
                                                       judge_model if injected_judge else None,
                                                       embedder if cfg.validators else None)
-        else:  # the work runs in the driver; a Ray/threads executor still needs an env for its no-op
-            self._factory = None if self.local else no_worker_env
+        else:  # no factory: the runner makes every conversation in the driver
+            self._factory = None
 
     def worker_factory(self) -> Any:
         return self._factory
@@ -196,11 +198,6 @@ class ToolUseWorkerFactory:
         user_model = ctx.model("user", cfg.user_model) if cfg.user_model else None
         judge = self.judge_model or (ctx.model("judge", cfg.judge) if cfg.judge else ctx.model("judge", cfg.model))
         return _ToolUseEnv(build_pipeline(cfg, load_built(cfg), model, judge, user_model, self.embedder), ctx)
-
-
-def no_worker_env() -> None:
-    """A worker's env when the conversations are made in the driver: converse_work never reads it."""
-    return None
 
 
 def run(cfg: ToolUseConfig, ctx: Any, *, model: Any = None, judge_model: Any = None, embedder: Any = None,

@@ -27,7 +27,7 @@ GENERATORS: dict[str, Kind] = {
                           commands="ads.generators.self_evolving:main", aliases=("evolve",)),
     "perspectives": Kind("ads.generators.persp.unit_generator:PerspectivesGenerator",
                          commands="ads.generators.perspectives:main"),
-    "tool_use": Kind("ads.generators.tool_use:ToolUseConfig:run", commands="ads.generators.tool_use:main",
+    "tool_use": Kind("ads.generators.tool_use:ToolUseGenerator", commands="ads.generators.tool_use:main",
                      aliases=("tools",)),
 }
 
