@@ -85,9 +85,9 @@ class ToolUseGenerator(Generator):
               f"categories ({reg.stats['duplicates_merged']} duplicates merged); projected graph "
               f"{manifest['projected_graph']['edges']}")
         injected_model, injected_judge = model is not None, judge_model is not None  # workers get copies
-        model = model or ctx.model("assistant", cfg.model)
-        user_model = ctx.model("user", cfg.user_model) if cfg.user_model else None
-        judge_model = judge_model or (ctx.model("judge", cfg.judge) if cfg.judge else ctx.model("judge", cfg.model))
+        model = model or ctx.model("assistant", cfg.models.assistant)
+        user_model = ctx.model("user", cfg.models.user) if cfg.models.user else None
+        judge_model = judge_model or ctx.model("judge", cfg.models.judge or cfg.models.assistant)
         self.pipe: ToolUsePipeline = build_pipeline(cfg, self.built, model, judge_model, user_model, embedder)
         self.ids = [f"conv_{cfg.seed}_{i:04d}" for i in range(cfg.n)]
         self.done: dict[str, dict[str, Any]] = {}
@@ -194,9 +194,9 @@ class ToolUseWorkerFactory:
         cfg = self.cfg
         ctx = RunContext.for_worker(cfg)
         # injected (test) models are used as given, as the driver does: not cached, not ledgered
-        model = self.model if self.model is not None else ctx.model("assistant", cfg.model)
-        user_model = ctx.model("user", cfg.user_model) if cfg.user_model else None
-        judge = self.judge_model or (ctx.model("judge", cfg.judge) if cfg.judge else ctx.model("judge", cfg.model))
+        model = self.model if self.model is not None else ctx.model("assistant", cfg.models.assistant)
+        user_model = ctx.model("user", cfg.models.user) if cfg.models.user else None
+        judge = self.judge_model or ctx.model("judge", cfg.models.judge or cfg.models.assistant)
         return _ToolUseEnv(build_pipeline(cfg, load_built(cfg), model, judge, user_model, self.embedder), ctx)
 
 

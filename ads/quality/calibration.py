@@ -345,7 +345,7 @@ def plan_for(cfg: Any) -> Plan:
 
     kind = cfg.kind
     if kind == "tool_use":
-        return Plan(kind, cfg.judge or cfg.model, ["tool_use"], {"tool_use": cfg.threshold},
+        return Plan(kind, cfg.models.judge or cfg.models.assistant, ["tool_use"], {"tool_use": cfg.threshold},
                     judge_kw={"tool_use": {"judge_attempts": cfg.judge_attempts}})
     if kind == "self_evolving":
         return Plan(kind, cfg.models.judge or cfg.models.generator, ["self_evolving"], {"self_evolving": cfg.min_score},

@@ -164,7 +164,7 @@ def test_a_tool_use_run_says_when_its_judge_failed_the_check(tmp_path, monkeypat
     assert s["judge_separates"] is None and "has not been checked" in capsys.readouterr().out
     d = Path(cfg.results_dir) / "judge_check"
     d.mkdir(parents=True)
-    (d / "x.json").write_text(json.dumps({"judge_model": cfg.model.name, "reports": [
+    (d / "x.json").write_text(json.dumps({"judge_model": cfg.models.assistant.name, "reports": [
         {"use": "tool_use", "separates": False}]}))
     s = run(cfg, RunContext.create(cfg, run_dir=tmp_path / "b"), model=m, judge_model=m, embedder=HashEmbedder(),
             progress=False)

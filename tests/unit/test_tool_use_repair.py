@@ -287,12 +287,12 @@ def _cli(argv, monkeypatch, m: Scripted, seen: dict):
     orig = ORIG_RUN
 
     def run(cfg, ctx, **kw):
-        seen["judge"] = cfg.judge.name if cfg.judge else None
+        seen["judge"] = cfg.models.judge.name if cfg.models.judge else None
         seen["run_kw"] = kw
         return orig(cfg, ctx, model=m.model, judge_model=m.model, embedder=HashEmbedder(), progress=False, **kw)
 
     def models(cfg):
-        seen["judge"] = cfg.judge.name if cfg.judge else None
+        seen["judge"] = cfg.models.judge.name if cfg.models.judge else None
         return m.model, m.model
     monkeypatch.setattr(cl, "run", run)
     monkeypatch.setattr(cl, "evaluation_models", models)

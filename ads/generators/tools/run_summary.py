@@ -46,7 +46,7 @@ def run_figures(cfg: Any, run_dir: Path, built: Built, records: list[dict[str, A
 
 
 def judge_name(cfg: Any) -> str:
-    return (cfg.judge or cfg.model).name
+    return (cfg.models.judge or cfg.models.assistant).name
 
 
 def print_report(cfg: Any, summary: dict[str, Any], elapsed: float) -> None:

@@ -90,8 +90,9 @@ def with_judge(cfg: ToolUseConfig, name: str | None) -> ToolUseConfig:
         return cfg
     if not name.strip():
         raise ConfigError("--judge-model/--model: empty model name")
-    base = cfg.judge or cfg.model
-    return cfg.model_copy(update={"judge": base.model_copy(update={"name": name.strip()})})
+    base = cfg.models.judge or cfg.models.assistant
+    judge = base.model_copy(update={"name": name.strip()})
+    return cfg.model_copy(update={"models": cfg.models.model_copy(update={"judge": judge})})
 
 
 def evaluation_models(cfg: ToolUseConfig) -> tuple[Any, Any]:
@@ -101,8 +102,8 @@ def evaluation_models(cfg: ToolUseConfig) -> tuple[Any, Any]:
     pool = ModelPool(cfg.models_dir)
     cache = RequestCache(cfg.cache.path) if cfg.cache.enabled else None
     wrap = (lambda m: CachingModel(m, cache)) if cache is not None else (lambda m: m)
-    model = wrap(pool.get(cfg.model))
-    judge = wrap(pool.get(cfg.judge)) if cfg.judge else model
+    model = wrap(pool.get(cfg.models.assistant))
+    judge = wrap(pool.get(cfg.models.judge)) if cfg.models.judge else model
     return model, judge
 
 

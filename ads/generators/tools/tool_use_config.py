@@ -29,13 +29,19 @@ class ToolSources(Strict):
     nestful: bool = True  # add the 39 NESTFUL RapidAPI specs shipped in the nestful-wrapper package
 
 
+class ToolUseModels(Strict):
+    assistant: ModelConfig = ModelConfig(name="qwen2.5-coder-0.5b-instruct", n_ctx=4096)
+    user: ModelConfig | None = None  # None: the assistant's model plays the user too
+    judge: ModelConfig | None = None  # None: the assistant's model judges
+
+
 class ToolUseConfig(RunConfig):
+    LEGACY_ROLE_KEYS = {"model": "assistant", "user_model": "user", "judge": "judge"}
+
     kind: Literal["tool_use"] = "tool_use"
     name: str = "tool-use"
     tools: ToolSources = ToolSources()
-    model: ModelConfig = ModelConfig(name="qwen2.5-coder-0.5b-instruct", n_ctx=4096)
-    user_model: ModelConfig | None = None  # None: the assistant's model plays the user too
-    judge: ModelConfig | None = None  # None: the assistant's model judges
+    models: ToolUseModels = ToolUseModels()
     n: int = Field(6, ge=1)
     mode: Mode = "mixed"
     min_steps: int = Field(2, ge=1, le=6)
