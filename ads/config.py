@@ -54,13 +54,30 @@ class ExecutorConfig(Strict):
     item_timeout_s: float | None = Field(None, gt=0)
 
 
+def _has(data: dict[str, Any], dotted: str) -> bool:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        data = data.get(p) if isinstance(data, dict) else None
+    return isinstance(data, dict) and last in data
+
+
+def _pop(data: dict[str, Any], dotted: str) -> Any:
+    """Remove a (nested) key, copying the dicts on its way so the caller's data is left as it was."""
+    *parents, last = dotted.split(".")
+    node = data
+    for p in parents:
+        node[p] = dict(node[p])
+        node = node[p]
+    return node.pop(last)
+
+
 def move_legacy_roles(data: Any, legacy: dict[str, str]) -> Any:
     """Every generator names its models the same way, `models: {role: ...}`; the top-level keys
-    each one used before (`policy:`, `model:`, `judge:`, `model_config:` ...) are still read, and
-    moved under `models:`. Given as well as `models.<role>`, the older key is an override (that is
+    each one used before (`policy:`, `model:`, `judge:`, `model_config:`, a dotted path for a nested
+    one such as `quality.judge.model`) are still read, and moved under `models:`. Given as well as `models.<role>`, the older key is an override (that is
     what `--set model.n_threads=1` or `--set judge=null` writes): a section is merged into the
     role's, anything else replaces it."""
-    if not isinstance(data, dict) or not legacy or not any(k in data for k in legacy):
+    if not isinstance(data, dict) or not legacy or not any(_has(data, k) for k in legacy):
         return data
     data = dict(data)
     models = data.get("models", {})
@@ -68,9 +85,9 @@ def move_legacy_roles(data: Any, legacy: dict[str, str]) -> Any:
         return data  # validation names the wrong type
     models = dict(models)
     for key, role in legacy.items():
-        if key not in data:
+        if not _has(data, key):
             continue
-        value = data.pop(key)
+        value = _pop(data, key)
         have = models.get(role)
         models[role] = {**have, **value} if isinstance(have, dict) and isinstance(value, dict) else value
     data["models"] = models
@@ -177,7 +194,9 @@ def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | No
 
 def _hash_compatible(node: Any) -> Any:
     """Keep run ids as they were before ModelConfig gained allow_insecure_http and api_key_env
-    became optional (issue 22): neither changes what a run produces."""
+    became optional (issue 22): neither changes what a run produces. Likewise prefix_cache_mb
+    (issue 21: reused prompt states never change an output, so any value keeps the run id) and
+    json_decoding at its default."""
     if isinstance(node, list):
         return [_hash_compatible(v) for v in node]
     if not isinstance(node, dict):
@@ -188,6 +207,9 @@ def _hash_compatible(node: Any) -> Any:
             del out["allow_insecure_http"]
         if out["api_key_env"] is None:
             out["api_key_env"] = "OPENAI_API_KEY"
+        out.pop("prefix_cache_mb", None)
+        if out.get("json_decoding") == "gbnf":
+            del out["json_decoding"]
     return out
 
 

@@ -80,7 +80,7 @@ def load_dataset(summary: dict) -> dict:
 def test_shipped_yaml_config_loads_with_model_config_alias():
     cfg = P.load_perspectives_config(SHIPPED / "summarization_wiki.yaml")
     assert cfg.kind == "perspectives" and cfg.task_type == "summarization"
-    assert cfg.generator.model_name == "smollm2-135m" and cfg.generator.max_tokens == 64
+    assert cfg.models.generator.model_name == "smollm2-135m" and cfg.models.generator.max_tokens == 64
     assert cfg.data_config.input_data_path == "builtin:wiki_summarization_en"
     assert [p.condition for p in cfg.agent_perspectives][:4] == ["Original", "Low Effort", "Fabricated Detail",
                                                                   "Careful Reader"]
@@ -113,7 +113,7 @@ def test_seed_style_json_without_kind_loads_from_a_file(tmp_path):
     path.write_text(json.dumps(seed), encoding="utf-8")
     cfg = P.load_perspectives_config(path)
     assert cfg.kind == "perspectives" and cfg.api_provider == "together"
-    assert cfg.generator.max_tokens == 500 and cfg.data_config.sample_size == 500
+    assert cfg.models.generator.max_tokens == 500 and cfg.data_config.sample_size == 500
 
 
 def test_yaml_and_json_spellings_of_one_config_are_equal(tmp_path):

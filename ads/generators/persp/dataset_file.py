@@ -106,7 +106,7 @@ def assemble(cfg: PerspectivesConfig, tasks: list[TaskInput], perspectives: list
     led = ctx.ledger
     g, j = led.totals(role="generator"), led.totals(role="judge")
     metadata = {
-        "model_config": cfg.generator.model_dump(mode="json"),
+        "model_config": cfg.models.generator.model_dump(mode="json"),
         "api_provider": provider,
         "data_config": cfg.data_config.model_dump(mode="json"),
         "generation_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -169,7 +169,7 @@ def write_dataset(cfg: PerspectivesConfig, dataset: dict[str, Any], run_dir: Pat
     if not cfg.output_dir:
         return out, None
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    model_slug = Path(cfg.generator.model_name).name.replace("/", "_")
+    model_slug = Path(cfg.models.generator.model_name).name.replace("/", "_")
     copy = Path(cfg.output_dir) / f"{cfg.task_type}_{model_slug}_{stamp}.json"
     atomic_write_json(copy, dataset)
     return out, copy

@@ -3,14 +3,14 @@
 The original configs (`task_type`, `model_config`, `agent_perspectives`, `data_config`,
 `add_references`, `api_provider`) load unchanged; everything this harness adds (retries,
 quality checks, the judge) has a default, so a seed-style JSON file needs only `kind`.
-`model_config` is a reserved attribute name in pydantic, so the field is `generator` and
-`model_config` is its alias; both spellings are accepted.
+As in every generator the models live under `models:` (`models.generator`, `models.judge`); the
+seed's `model_config` is read as `models.generator`.
 """
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ads.config import ModelConfig, RunConfig, Strict
 from ads.generators.persp.inputs import check_input_path
@@ -84,8 +84,7 @@ class RetryConfig(Strict):
 class JudgeSection(Strict):
     """Optional LLM judge scoring each accepted response against its input (0-10 per criterion)."""
 
-    enabled: bool = False
-    model: ModelConfig | None = None  # None: the generator's own (local) model
+    enabled: bool = False  # its model: models.judge (None: the generator's own model)
     criteria: list[Criterion] | None = None  # None: faithfulness to the input
     max_attempts: int = Field(2, ge=1, le=10)
     max_tokens: int = Field(160, ge=16)
@@ -127,14 +126,20 @@ class OutputFormat(Strict):
         return self
 
 
+class PerspModels(Strict):
+    generator: PerspModelConfig = Field(default_factory=PerspModelConfig)  # the seed's `model_config`
+    judge: ModelConfig | None = None  # quality.judge's model; None: the generator's own
+
+
 class PerspectivesConfig(RunConfig):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, populate_by_name=True)
+    # the seed's `model_config` (and this harness's older `generator:` and `quality.judge.model`)
+    LEGACY_ROLE_KEYS = {"model_config": "generator", "generator": "generator", "quality.judge.model": "judge"}
 
     kind: Literal["perspectives"] = "perspectives"
     name: str = "perspectives"
     task_type: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     task_description: str = Field(min_length=1)
-    generator: PerspModelConfig = Field(default_factory=PerspModelConfig, alias="model_config")
+    models: PerspModels = Field(default_factory=PerspModels)
     agent_perspectives: list[Perspective] = Field(min_length=1)
     data_config: DataConfig
     add_references: bool = False  # prepend the input's reference as a first "Reference" agent

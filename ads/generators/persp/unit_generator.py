@@ -34,7 +34,7 @@ def build_engine(cfg: PerspectivesConfig, ctx: RunContext, perspectives: list[Pe
                  sleep: Callable[[float], None] = time.sleep) -> tuple[Engine, str, str]:
     """The unit engine on `ctx`'s models (the driver's, or a Ray/threads worker's own): (engine, provider, how)."""
     if model is None:
-        choice = choose(cfg.generator, cfg.api_provider, cfg.models_dir)
+        choice = choose(cfg.models.generator, cfg.api_provider, cfg.models_dir)
         provider, provider_how = choice.provider, choice.how
         gen = ctx.model("generator", choice.model)
     else:
@@ -47,8 +47,8 @@ def build_engine(cfg: PerspectivesConfig, ctx: RunContext, perspectives: list[Pe
 
         if judge_model is not None:
             jm = ctx.wrap(judge_model, "judge")
-        elif cfg.quality.judge.model is not None:
-            jm = ctx.model("judge", cfg.quality.judge.model)
+        elif cfg.models.judge is not None:
+            jm = ctx.model("judge", cfg.models.judge)
         elif model is not None:
             jm = ctx.wrap(model, "judge")
         else:  # the generator's own model: the pool loads it once for both roles
@@ -60,7 +60,7 @@ def build_engine(cfg: PerspectivesConfig, ctx: RunContext, perspectives: list[Pe
 
     suite = ValidatorSuite.from_config(cfg.quality.validators, judge_model=judge.model if judge else None)
     engine = Engine(model=gen, task_description=cfg.task_description, perspectives=perspectives,
-                    max_tokens=cfg.generator.max_tokens, temperature=cfg.generator.temperature, seed=cfg.seed,
+                    max_tokens=cfg.models.generator.max_tokens, temperature=cfg.models.generator.temperature, seed=cfg.seed,
                     retry=cfg.retry, quality=cfg.quality, suite=suite, judge=judge, output=cfg.output_format,
                     sleep=sleep, client_retries=has_client_retries(gen))
     return engine, provider, provider_how
@@ -137,9 +137,9 @@ class PerspectivesGenerator(Generator):
         # `model` / `judge_model`: backends built in code (tests); they are still cached and ledgered
         self.engine, self.provider, self.provider_how = build_engine(cfg, ctx, self.perspectives, model=model,
                                                                      judge_model=judge_model, sleep=sleep)
-        n_ctx = cfg.generator.n_ctx if self.provider == "local" else None
+        n_ctx = cfg.models.generator.n_ctx if self.provider == "local" else None
         self.estimate = estimate_tokens(TokenCounter(self.engine.model), cfg.task_description, self.perspectives,
-                                        self.tasks, cfg.generator.max_tokens, n_ctx)
+                                        self.tasks, cfg.models.generator.max_tokens, n_ctx)
         self._factory = PerspWorkerFactory(cfg, model, judge_model)
         self._env = _UnitEnv(self.engine)
         self.failures: list[dict[str, str]] = []
@@ -174,7 +174,7 @@ class PerspectivesGenerator(Generator):
         atomic_write_json(self.ctx.run_dir / "estimate.json", self.estimate)
         stored_ids = self.responses.ids()
         pending = sum(unit_id(t.id, i) not in stored_ids for t in self.tasks for i in range(len(self.perspectives)))
-        self._threads = self.cfg.generator.max_concurrency if self._local() and pending > 1 else 1
+        self._threads = self.cfg.models.generator.max_concurrency if self._local() and pending > 1 else 1
 
     def executor(self) -> Any:
         """executor.kind local with `model_config.max_concurrency` > 1: the units run on that many
@@ -225,7 +225,7 @@ class PerspectivesGenerator(Generator):
     def announce(self) -> str:
         cfg, est = self.cfg, self.estimate
         return (f"{cfg.task_type}: {len(self.tasks)} inputs x {len(self.perspectives)} perspectives on "
-                f"{cfg.generator.model_name} ({self.provider}: {self.provider_how}); estimated "
+                f"{cfg.models.generator.model_name} ({self.provider}: {self.provider_how}); estimated "
                 f"{est['prompt_tokens']} prompt + <= {est['max_completion_tokens']} completion tokens in "
                 f"{est['calls']} calls [{est['method']}]"
                 + (f"; {est['units_over_context']} units may not fit n_ctx" if est["units_over_context"] else ""))
