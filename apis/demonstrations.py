@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from apis.base import ArgSpec, Observation
+from apis.api_registry import ArgSpec, Observation
 from apis.retrieval import Bm25Index
 from models.base import Model
 from models.structured import extract_json

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from apis.base import ApiLedger, ApiRegistry
+from apis.api_registry import ApiLedger, ApiRegistry
 from apis.corpus import CorpusConfig, load_corpus
 from apis.demonstrations import DemonstrationApi
 from apis.qa import QuestionAnsweringApi

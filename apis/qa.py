@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from apis.base import ArgSpec, Observation
+from apis.api_registry import ArgSpec, Observation
 from apis.demonstrations import normalize
 from apis.retrieval import Bm25Index
 from models.base import Model

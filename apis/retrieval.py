@@ -27,7 +27,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from apis.base import ArgSpec, Observation
+from apis.api_registry import ArgSpec, Observation
 from apis.corpus import Document
 from models.files import pid_alive
 

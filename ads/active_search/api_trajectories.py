@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from apis.base import ApiRegistry, Observation
+from apis.api_registry import ApiRegistry, Observation
 
 
 @dataclass

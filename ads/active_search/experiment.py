@@ -33,7 +33,7 @@ from ads.config import ConfigError
 from ads.harness.contract import Commit, Generator, Item, Store
 from ads.run import RunContext
 from ads.store import JsonlStore, atomic_write_json
-from apis.base import ApiRegistry
+from apis.api_registry import ApiRegistry
 from models.base import Model
 
 __all__ = ["ADSGenerator", "ads_work"]  # run(): outputs.run, the registry's entry

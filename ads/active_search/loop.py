@@ -35,7 +35,7 @@ from ads.active_search.training_data import new_rows, rows_from_observations
 from ads.config import ModelConfig, RunConfig, Strict
 from ads.ledger import ledger_scope
 from ads.run import RunContext
-from apis.base import ApiRegistry
+from apis.api_registry import ApiRegistry
 from apis.factory import ApisConfig, build_api_registry
 from models.base import Model
 

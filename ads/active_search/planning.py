@@ -21,7 +21,7 @@ from typing import Any
 
 from ads.active_search.instruction_sets import Task
 from ads.active_search.api_trajectories import ApiCall, Trajectory, parse_trajectory, trajectory_schema
-from apis.base import ApiRegistry
+from apis.api_registry import ApiRegistry
 from models.base import Model, ModelError
 
 OPTIMIZER_SYSTEM = (

@@ -21,7 +21,7 @@ class Kind:
 
 
 GENERATORS: dict[str, Kind] = {
-    "ads": Kind("ads.active_search.outputs:ADSConfig:run"),
+    "ads": Kind("ads.active_search.experiment:ADSGenerator"),
     "bandit": Kind("ads.generators.bandit_recipes:BanditGenerator"),
     "self_evolving": Kind("ads.generators.self_evolving:SelfEvolvingGenerator",
                           commands="ads.generators.self_evolving:main", aliases=("evolve",)),
@@ -55,18 +55,13 @@ def generator_class(kind: str) -> Any:
     if kind not in GENERATORS:
         raise ConfigError(f"key 'kind': unknown kind {kind!r}; choose from {kinds()}")
     mod, _, name = GENERATORS[kind].generator.partition(":")
-    return getattr(importlib.import_module(mod), name.split(":")[0])
+    return getattr(importlib.import_module(mod), name)
 
 
 def resolve(kind: str) -> tuple[type, Any]:
     """(config class, run function(cfg, ctx, **components) -> summary) of a kind."""
     from ads.harness.runner import run_generator
 
-    target = GENERATORS[kind].generator if kind in GENERATORS else ""
-    if target.count(":") == 2:  # a generator not yet on the contract: module:Config:run
-        mod_name, cls_name, fn_name = target.split(":")
-        mod = importlib.import_module(mod_name)
-        return getattr(mod, cls_name), getattr(mod, fn_name)
     cls = generator_class(kind)
 
     def run(cfg: Any, ctx: Any, **components: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ads.active_search.planning import ExemplarMemory, random_plan
 from ads.active_search.api_trajectories import parse_trajectory, trajectory_schema
 from ads.run import RunContext
 from ads.store import JsonlStore
-from apis.base import ApiRegistry, ArgSpec, Observation
+from apis.api_registry import ApiRegistry, ArgSpec, Observation
 from models.fake import FakeModel
 
 KEYS = ["alpha", "beta", "gamma", "delta", "eps", "zeta"]

@@ -21,7 +21,7 @@ from ads.active_search.policy import POLICY_SYSTEM
 from ads.config import ConfigError, config_hash, load_config, validate
 from ads.run import RunContext
 from ads.store import JsonlStore
-from apis.base import ApiRegistry
+from apis.api_registry import ApiRegistry
 from models.fake import FakeModel
 from models.hf import adapter_fingerprint
 

@@ -19,7 +19,7 @@ import pytest
 
 from ads.config import ConfigError, validate
 from ads.ledger import CostLedger
-from apis.base import Observation
+from apis.api_registry import Observation
 from apis.corpus import CorpusConfig, CorpusError, Document, load_corpus
 from apis.demonstrations import DemonstrationApi, normalize, pairs_schema
 from apis.factory import ApisConfig, build_api_registry

@@ -56,7 +56,7 @@ def test_tool_use_conversation_calls(exc, fatal):
 
 
 def test_api_registry_lets_an_open_circuit_end_the_run_but_counts_other_api_errors():
-    from apis.base import ApiRegistry, ArgSpec
+    from apis.api_registry import ApiRegistry, ArgSpec
 
     class Demo:
         name, description, cost = "demonstration_generation", "d", 1.0

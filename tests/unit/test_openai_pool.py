@@ -108,7 +108,7 @@ def test_ads_run_on_a_429_pool_fails_loudly_instead_of_writing_nothing(servers, 
     from ads.active_search.loop import ADSConfig
     from ads.active_search.outputs import run
     from ads.run import RunContext
-    from apis.base import ApiRegistry
+    from apis.api_registry import ApiRegistry
 
     import test_ads_loop as fakes
 
