@@ -30,11 +30,14 @@ VOLATILE = {"ts", "t", "time", "wall_s", "latency_s", "cached", "elapsed_s", "ge
 
 @dataclass
 class GeneratorSpec:
+    """A kill-loop case: a config run with small settings. What is compared comes from the
+    generator's contract (ads/harness/contract.py): every store it declares, by its id field."""
+
     name: str
     argv: list[str]                      # after `main.py generate`
-    records: list[str]                   # JSONL outputs compared record by record (by id)
+    records: list[str] = field(default_factory=list)  # filled from the generator's stores
     id_field: str = "id"
-    id_fields: dict[str, str] = field(default_factory=dict)  # per-file id field, where it is not id_field
+    id_fields: dict[str, str] = field(default_factory=dict)  # filled from the stores' id fields
     # Per file: which rows are outputs. Bookkeeping rows that only a resumed run writes (a
     # "run_start" marker, say) are left out of the comparison; every output row must match.
     keep: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +48,20 @@ class GeneratorSpec:
     timeout_s: float = 900
     ci: bool = True      # False: only in the `-m slow` loop (a reference run too long for CI)
     ci_kills: int = 1    # kills in the CI run (the slow loop runs ten)
+
+    def __post_init__(self) -> None:
+        from ads.harness.kinds import generator_class
+
+        stores = generator_class(self.kind).stores
+        self.records = [s.file for s in stores]
+        self.id_fields = {s.file: s.id_field for s in stores}
+
+    @property
+    def kind(self) -> str:
+        from ads.config import read_yaml
+
+        data = read_yaml(ROOT / self.argv[0])
+        return data.get("kind", "perspectives" if "agent_perspectives" in data else "ads")
 
 
 def strip(obj: Any, extra: frozenset[str] | set[str] = frozenset()) -> Any:

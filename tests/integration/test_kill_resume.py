@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from killing import ROOT, GeneratorSpec, kill_and_resume
+from killing import GeneratorSpec, kill_and_resume
 
 BANDIT = ["configs/recipes/wiki_topic_texts.yaml", "--set", "recipe.target_count=3", "--set", "loop.batch_size=2",
           "--set", "loop.max_iterations=3", "--set", "loop.max_tokens=60", "--set", "model.n_threads=1"]
-BANDIT_RECORDS = ["samples.jsonl", "dataset.jsonl", "iterations.jsonl"]
 # tokens: what an attempt cost (0 when it replayed from the cache); plots: paths in the run folder
 BANDIT_VOLATILE = {"tokens", "ledger", "resumed_from_items", "plots"}
 
@@ -29,26 +28,24 @@ SPECS = {
                 "--set", "tasks.train_instructions=2", "--set", "loop.iterations=1",
                 "--set", "policy.name=smollm2-135m", "--set", "optimizer.name=smollm2-135m",
                 "--set", "loop.reasoning_max_tokens=64", "--set", "apis.retrieval.top_k=2"],
-        records=["trajectories.jsonl", "training_data.jsonl", "eval.jsonl"],
         files=["evaluation_results.json", "training_metrics.json"], volatile={"total_tokens"}, ci_kills=2),
     # prose arms at three temperatures, epsilon-greedy router, novelty validator (stateful)
     "bandit": GeneratorSpec(
         "bandit", [*BANDIT, "--set", "reward.downstream.enabled=false", "--set", "reward.downstream.report=false"],
-        records=BANDIT_RECORDS, id_fields={"iterations.jsonl": "iteration"}, files=["state.json", "summary.json"],
+        files=["state.json", "summary.json"],
         volatile=BANDIT_VOLATILE),
     # ... and the downstream reward: a classifier retrained on the accepted items after every batch,
     # its previous accuracy read back from the iteration log on resume (slow: minutes per run here)
     "bandit_downstream": GeneratorSpec(
         "bandit_downstream", [*BANDIT, "--set", "reward.downstream.validation_size=200"],
-        records=BANDIT_RECORDS, id_fields={"iterations.jsonl": "iteration"}, files=["state.json", "summary.json"],
+        files=["state.json", "summary.json"],
         volatile=BANDIT_VOLATILE, ci=False),
     # two 2-step conversations; the steering memory (MiniLM) and the novelty pool are rebuilt on resume
     "tool_use": GeneratorSpec(
-        "tool_use", [*TOOL_USE, "--set", "evaluate=false"], records=["conversations.jsonl"],
-        id_field="conversation_id", files=["evaluation_report.json", "diversity.json"]),
+        "tool_use", [*TOOL_USE, "--set", "evaluate=false"], files=["evaluation_report.json", "diversity.json"]),
     # ... judged inline (long prompts: minutes per reference run here)
     "tool_use_judged": GeneratorSpec(
-        "tool_use_judged", TOOL_USE, records=["conversations.jsonl"], id_field="conversation_id",
+        "tool_use_judged", TOOL_USE,
         files=["evaluation_report.json", "diversity.json"], ci=False),
     # lenient gates (no score floor, no instruction-reuse or judge novelty veto) so that a 135M model
     # gets tasks accepted: the accepted items feed the novelty pool, the EMAs and the demo pool
@@ -58,7 +55,7 @@ SPECS = {
                           "--set", "judge_novelty_veto=false", "--set", "demo_k=2", "--set", "ans_max_tokens=40",
                           "--set", "judge_rationale_chars=60", "--set", "judge_attempts=1",
                           "--set", "seeds.per_category=1", "--set", "generator.n_threads=1"],
-        records=["benchmark.jsonl", "run_logs.jsonl"], keep={"run_logs.jsonl": lambda r: "attempt" in r},
+        keep={"run_logs.jsonl": lambda r: "attempt" in r},
         files=["seeds.json"]),
     "perspectives": GeneratorSpec(
         "perspectives", ["configs/perspectives/summarization_wiki.yaml", "--set", "data_config.sample_size=3",
@@ -67,24 +64,19 @@ SPECS = {
                          "sentence.'}, {condition: Careful Reader, reading: 'List the two most important facts in the "
                          "following article.', strategy: 'Using your notes, summarize the following article in one "
                          "sentence.'}]"],
-        records=["responses.jsonl"], files=["dataset.json"],
+        files=["dataset.json"],
         # token counts of calls made in this process (0 for a call replayed from the cache)
         volatile={"prompt_tokens", "completion_tokens", "total_tokens", "cached_calls", "replayed_from_cache_tokens",
                   "quality_retry_prompt_tokens", "completion_tokens_computed"}),
 }
 
 
-def _kind(spec: GeneratorSpec) -> str:
-    from ads.config import read_yaml
-
-    return read_yaml(ROOT / spec.argv[0]).get("kind", "ads")
-
-
 def test_every_generator_has_a_kill_loop_in_ci():
     """CONTRIBUTING: every generator registered with `main.py generate` is killed and resumed here."""
     from ads.harness.kinds import kinds
 
-    assert set(kinds()) <= {_kind(s) for s in SPECS.values() if s.ci}, sorted(set(kinds()) - {_kind(s) for s in SPECS.values()})
+    covered = {s.kind for s in SPECS.values() if s.ci}
+    assert set(kinds()) <= covered, sorted(set(kinds()) - covered)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in SPECS.items() if s.ci))
