@@ -39,7 +39,8 @@ from ads.generators.bandit.router import FeedbackState, Router, RouterConfig
 from ads.harness.contract import Commit, Generator, Item, Store
 from ads.harness.runner import run_generator
 from ads.quality.diversity import diversity_report
-from ads.quality.validators import SuiteResult, ValidatorSpec, ValidatorSuite, build_validators, validation_counts
+from ads.quality.validator_specs import ValidatorSpec, build_validators
+from ads.quality.validators import SuiteResult, ValidatorSuite, validation_counts
 from ads.report import print_table
 from ads.run import RunContext
 from ads.store import JsonlStore

@@ -7,8 +7,8 @@ from ads.quality.diversity import (distinct_n, diversity_report, embedding_sprea
 from ads.quality.ema import EMATracker
 from ads.quality.judge import Criterion, Judge, JudgeConfig, Judgment
 from ads.quality.novelty import NoveltyCheck, NoveltyFilter
-from ads.quality.validators import (SuiteResult, ValidationResult, Validator, ValidatorSpec, ValidatorSuite,
-                                    build_validators, validation_counts)
+from ads.quality.validator_specs import ValidatorSpec, build_validators
+from ads.quality.validators import SuiteResult, ValidationResult, Validator, ValidatorSuite, validation_counts
 
 __all__ = [
     "Criterion", "EMATracker", "Judge", "JudgeConfig", "Judgment", "NoveltyCheck", "NoveltyFilter", "SuiteResult",

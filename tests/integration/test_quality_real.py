@@ -11,7 +11,8 @@ from jsonschema import Draft202012Validator
 from ads.quality.embeddings import shared_embedder
 from ads.quality.judge import Judge
 from ads.quality.samples import sentences, wiki_articles
-from ads.quality.validators import ValidatorSuite, build_validators
+from ads.quality.validator_specs import build_validators
+from ads.quality.validators import ValidatorSuite
 from models.structured import extract_json
 
 # Hand-written paraphrases of the opening of six real articles: different wording, same content.

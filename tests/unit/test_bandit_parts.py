@@ -15,7 +15,8 @@ from ads.generators.bandit.recipe import decoding_schema, extract_context
 from ads.generators.bandit.reward import RewardConfig, batch_reward, downstream_batch_reward, item_reward
 from ads.generators.bandit.router import FeedbackState, Router, RouterConfig
 from ads.generators.bandit_recipes import BanditConfig
-from ads.quality.validators import ValidatorSuite, build_validators
+from ads.quality.validator_specs import build_validators
+from ads.quality.validators import ValidatorSuite
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 

@@ -16,8 +16,8 @@ import yaml
 from ads.config import ConfigError
 from ads.quality.samples import near_duplicate, wiki_articles
 from ads.quality.text import words
-from ads.quality.validators import (SuiteResult, ValidationResult, ValidatorSuite, build_validators,
-                                    validation_counts)
+from ads.quality.validator_specs import build_validators
+from ads.quality.validators import SuiteResult, ValidationResult, ValidatorSuite, validation_counts
 from models.fake import FakeModel
 
 
@@ -288,7 +288,7 @@ def test_validation_counts_accepts_suite_results_and_lists():
 
 def test_generator_config_checks_the_block_at_load_time(tmp_path):
     from ads.config import RunConfig, load_config
-    from ads.quality.validators import ValidatorSpec
+    from ads.quality.validator_specs import ValidatorSpec
 
     class GenConfig(RunConfig):
         validators: list[ValidatorSpec] = []

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ads.config import ModelConfig, RunConfig, Strict
-from ads.quality.validators import DistinctNCfg, LengthCfg, ValidatorSpec
+from ads.quality.validator_specs import DistinctNCfg, LengthCfg, ValidatorSpec
 
 __all__ = ["SeedsConfig", "SelfEvolvingConfig"]
 

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from ads.config import ModelConfig, RunConfig, Strict
 from ads.generators.persp.inputs import check_input_path
 from ads.quality.judge import Criterion
-from ads.quality.validators import DistinctNCfg, LengthCfg, ValidatorSpec
+from ads.quality.validator_specs import DistinctNCfg, LengthCfg, ValidatorSpec
 
 Provider = Literal["auto", "local", "openai", "together", "openai_compatible"]
 TEST_SAMPLES, TEST_PERSPECTIVES = 10, 4

@@ -16,7 +16,7 @@ from ads.config import ConfigError, ModelConfig, RunConfig, Strict
 from ads.generators.tools.conversation import DialogueSettings
 from ads.generators.tools.ingest import ToolFileError
 from ads.generators.tools.pipeline import Built, ToolUsePipeline, build_all
-from ads.quality.validators import ValidatorSpec
+from ads.quality.validator_specs import ValidatorSpec
 from ads.store import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
