@@ -71,12 +71,18 @@ class LoopConfig(Strict):
         return self
 
 
-class ADSConfig(RunConfig):
-    kind: str = "ads"
-    name: str = "ads-default"
+class ADSModels(Strict):
     policy: ModelConfig = ModelConfig()
     optimizer: ModelConfig = ModelConfig()
-    judge: ModelConfig | None = None
+    judge: ModelConfig | None = None  # for tasks scored by a judge
+
+
+class ADSConfig(RunConfig):
+    LEGACY_ROLE_KEYS = {"policy": "policy", "optimizer": "optimizer", "judge": "judge"}
+
+    kind: str = "ads"
+    name: str = "ads-default"
+    models: ADSModels = ADSModels()
     tasks: TasksConfig = TasksConfig()
     apis: ApisConfig = ApisConfig()
     loop: LoopConfig = LoopConfig()
@@ -98,20 +104,20 @@ class ActiveDataSearch:
                  optimizer_model: Model | None = None, api_model: Model | None = None, judge: Any | None = None,
                  registry: ApiRegistry | None = None):
         self.cfg, self.ctx = cfg, ctx
-        self.policy_model = ctx.wrap(policy_model, "policy") if policy_model else ctx.model("policy", cfg.policy)
+        self.policy_model = ctx.wrap(policy_model, "policy") if policy_model else ctx.model("policy", cfg.models.policy)
         self.optimizer_model = (ctx.wrap(optimizer_model, "optimizer") if optimizer_model
-                                else ctx.model("optimizer", cfg.optimizer))
+                                else ctx.model("optimizer", cfg.models.optimizer))
         wrapped_api = ctx.wrap(api_model, "api_model") if api_model else None
         if registry is None:
             needs_model = any(n != "information_retrieval" for n in cfg.apis.enabled)
-            wrapped_api = wrapped_api or (ctx.model("api_model", cfg.policy) if needs_model else None)
+            wrapped_api = wrapped_api or (ctx.model("api_model", cfg.models.policy) if needs_model else None)
             registry = build_api_registry(cfg.apis, model=wrapped_api, ledger=ctx.ledger, cache_dir="cache")
         self.registry = registry
         self.registry.ledger = ctx.ledger
-        if judge is None and cfg.judge is not None:
+        if judge is None and cfg.models.judge is not None:
             from ads.quality.judge import Judge
 
-            judge = Judge(ctx.model("judge", cfg.judge))
+            judge = Judge(ctx.model("judge", cfg.models.judge))
         self.judge = judge
         lp = cfg.loop
         self.policy = Policy(self.policy_model, seed=cfg.seed, answer_max_tokens=lp.answer_max_tokens,

@@ -83,7 +83,7 @@ def check_lora_config(cfg: Any) -> None:
                                ("optimizer", "loop.optimizer_update", "exemplars")):
         if getattr(cfg.loop, key.split(".")[1]) != "lora":
             continue
-        m: ModelConfig = getattr(cfg, role)
+        m: ModelConfig = getattr(cfg.models, role)
         why = None
         if m.base_url or m.backend == "openai":
             why = f"{role}.backend is an OpenAI-compatible endpoint ({role}.base_url), whose weights are not here"
@@ -132,7 +132,7 @@ class LoraUpdates:
         self.adapters: dict[str, Path] = {}  # role -> the adapter that serves now
         self.sources: dict[str, list[str]] = {}  # role -> the trajectory ids that adapter was trained on
         # Fail before any record is written when the base is not local weights (checked again at use).
-        self.bases = {role: resolve_base(getattr(gen.cfg, role), gen.cfg.models_dir) for role in self.roles}
+        self.bases = {role: resolve_base(getattr(gen.cfg.models, role), gen.cfg.models_dir) for role in self.roles}
         self._pristine: dict[tuple[Path, str | None], tuple[Any, Any]] = {}
 
     def _loader(self, role: str) -> Callable[[], tuple[Any, Any]]:
@@ -236,7 +236,7 @@ class LoraUpdates:
         if self.adapters.get(role) == adapter:
             return
         gen = self.gen
-        served = gen.ctx.wrap(self.server(getattr(gen.cfg, role), adapter, gen.cfg.models_dir,
+        served = gen.ctx.wrap(self.server(getattr(gen.cfg.models, role), adapter, gen.cfg.models_dir,
                                           load=self._loader(role)), role)
         self.adapters[role] = adapter
         gen.ads.set_model(role, served)

@@ -157,7 +157,7 @@ per passage, demonstration pair or question/answer pair, deduplicated per task.
 - fields: instruction, response (passages: "Tell me about <title>." -> the passage), text, kind,
   task_id, source (article id), api, arguments (JSON), cost, iteration, trajectory_id
 - sources: passages are from the English Wikipedia Level-4 vital-articles summaries (CC BY-SA 4.0);
-  demonstrations and answers were written by the local model {ctx.cfg.policy.name} and are synthetic
+  demonstrations and answers were written by the local model {ctx.cfg.models.policy.name} and are synthetic
 - fine-tune on it: `main.py finetune configs/finetune.yaml --set data.path={out}`
 - load: `datasets.load_from_disk("{out}")`; per task: `{per_task}/<task>.jsonl`
 """

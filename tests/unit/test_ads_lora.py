@@ -218,7 +218,8 @@ def test_lora_options_validate_and_defaults_stay_in_context():
 def test_a_base_transformers_cannot_load_is_a_config_error_before_any_record(tmp_path, monkeypatch):
     s = Scripted()
     cfg, parts = make(tmp_path, monkeypatch, s)
-    cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"name": "no-such-model"})})
+    models = cfg.models.model_copy(update={"policy": cfg.models.policy.model_copy(update={"name": "no-such-model"})})
+    cfg = cfg.model_copy(update={"models": models})
     ctx = RunContext.create(cfg)
     with pytest.raises(ConfigError, match="no-such-model"):
         run(cfg, ctx, **parts)
