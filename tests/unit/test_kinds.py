@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import get_args
 
 import pytest
 
@@ -33,3 +34,18 @@ def test_an_unknown_kind_is_one_line_naming_the_choices(tmp_path, capsys):
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown kind 'nope'" in err and "bandit" in err
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_every_kind_names_its_models_the_same_way(kind):
+    """`models: {role: ...}` in every generator's config; the role sections are model configs."""
+    cfg_cls, _ = resolve(kind)
+    assert "models" in cfg_cls.model_fields
+    roles = cfg_cls.model_fields["models"].annotation.model_fields
+    for role, f in roles.items():
+        types = [t for t in (get_args(f.annotation) or (f.annotation,)) if t is not type(None)]
+        # a ModelConfig, or the perspectives seed's own model_config (model_name, ...)
+        assert all({"name", "model_name"} & set(t.model_fields) for t in types), role
+    # older top-level keys are read and land under models:
+    for old, role in cfg_cls.LEGACY_ROLE_KEYS.items():
+        assert role in roles, (old, role)
