@@ -97,6 +97,13 @@ def request_key(
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def derived_seed(seed: int, sample_id: int | str, bits: int = 31) -> int:
+    """One seed from (seed, sample_id), so k samples of one prompt differ reproducibly and a re-run
+    draws the same stream. llama.cpp takes 31 bits; torch generators take 63."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8 if bits > 32 else 4], "little") & ((1 << bits) - 1)
+
+
 def approx_tokens(text: str) -> int:
     """A tokenizer-free estimate for backends that report no usage (about 4 chars a token)."""
     return max(1, (len(text) + 3) // 4) if text else 0

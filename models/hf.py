@@ -39,17 +39,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # effective if torch is not imported yet; the user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from models.base import Completion, Message, ModelError, validate_messages  # noqa: E402
+from models.base import Completion, Message, ModelError, derived_seed, validate_messages  # noqa: E402
 from models.errors import ModelLoadError  # noqa: E402
 
 # Chat models end a turn with one of these; the tokenizer's own eos is added to the set too.
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>")
-
-
-def derived_seed(seed: int, sample_id: int | str) -> int:
-    """One 63-bit seed from (seed, sample_id); the same pair always gives the same stream."""
-    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def split_model_path(path: str | Path, gguf_file: str | None = None) -> tuple[Path, str | None]:
@@ -252,7 +246,7 @@ class HFModel:
         with self._lock:
             t0 = time.perf_counter()
             out_ids, finish = self._decode(prompt_ids, max(0, int(max_tokens)), float(temperature),
-                                           derived_seed(seed, sample_id))
+                                           derived_seed(seed, sample_id, bits=63))
             latency = time.perf_counter() - t0
         text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
         meta: dict[str, Any] = {"backend": "transformers"}

@@ -31,26 +31,27 @@ the OpenAI form first and, if the server refuses it (400/422, or any error whose
 response_format/json_schema), re-sends the llama-cpp-python form once, and from then on
 uses whichever form worked. The probe costs one extra request per instance; set the form
 explicitly to avoid it.
+
+The URL, key-safety, Retry-After and request-size helpers are in `models.openai_http`; several
+servers with the same model driven as one Model are `models.openai_pool.OpenAICompatPool`.
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from models.base import Completion, FatalModelError, Message, ModelError, approx_tokens, validate_messages
+from models.base import Completion, FatalModelError, Message, ModelError, approx_tokens, derived_seed, validate_messages
 from models.errors import ModelLoadError
-from models.llamacpp import derived_seed
+from models.openai_http import (chat_completions_url, default_key_env, estimate_request_tokens, is_insecure_remote,
+                                parse_retry_after, safe_url, schema_name)
 from models.ratelimit import CircuitBreaker, CircuitOpen, TokenBucket
 from models.structured import loads_bounded
 
@@ -76,93 +77,6 @@ class EndpointRejectedError(EndpointFailingError):
     lets it end the run: a wrong key used to become one counted "rejection" per record and a
     run that exited 0 with a table of zero scores.
     """
-
-
-def chat_completions_url(base_url: str) -> str:
-    """`http://h:8080` / `http://h:8080/v1` / `.../v1/chat/completions` -> the chat endpoint.
-
-    Follows the OpenAI SDK convention that base_url includes the version path; a bare
-    host gets `/v1` added, a URL that already ends in /chat/completions is used as is.
-    """
-    base = base_url.strip().rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ModelLoadError(f"base_url must be an http(s) URL such as http://127.0.0.1:8080/v1, got {safe_url(base)!r}")
-    if base.endswith("/chat/completions"):
-        return base
-    if parts.path in {"", "/"}:
-        base += "/v1"
-    return base + "/chat/completions"
-
-
-def is_insecure_remote(url: str) -> bool:
-    """Plain http to a host that is not loopback (localhost, 127.0.0.0/8, ::1)."""
-    import ipaddress
-
-    p = urlsplit(url)
-    if p.scheme != "http":
-        return False
-    host = (p.hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
-
-
-def default_key_env(base_url: str | None) -> str | None:
-    """The key variable when a config names none: OPENAI_API_KEY for api.openai.com only. It used
-    to be OPENAI_API_KEY for every base_url, so any server a config pointed at received it."""
-    host = (urlsplit(base_url or "").hostname or "").lower()
-    return "OPENAI_API_KEY" if host == "api.openai.com" else None
-
-
-def safe_url(url: str) -> str:
-    """The URL without user info, query or fragment, so it can go into logs and errors."""
-    try:
-        p = urlsplit(url)
-        host = p.hostname or ""
-        if p.port:
-            host = f"{host}:{p.port}"
-        return urlunsplit((p.scheme, host, p.path, "", ""))
-    except ValueError:
-        return "<unparseable url>"
-
-
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from `retry-after-ms` (OpenAI), or `Retry-After` as seconds or an HTTP date."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    ra = headers.get("retry-after")
-    if not ra:
-        return None
-    try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def estimate_request_tokens(messages: list[Message], max_tokens: int) -> int:
-    """Tokens a request may consume, for the tokens-per-minute bucket (prompt + the full budget)."""
-    return sum(approx_tokens(m.get("content") or "") + 4 for m in messages) + 3 + max(0, int(max_tokens))
-
-
-def schema_name(schema: dict[str, Any]) -> str:
-    title = schema.get("title") if isinstance(schema, dict) else None
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(title or "response")).strip("_")[:64]
-    return name or "response"
 
 
 def refuses_json_schema(failure: "_Failure") -> bool:
@@ -500,85 +414,11 @@ class OpenAICompatModel:
         )
 
 
-class OpenAICompatPool:
-    """Several servers with the same model (vLLM replicas, llama.cpp servers) driven as one Model.
+def __getattr__(name: str) -> Any:
+    # models/registry.py still imports the pool from here; it lives in models/openai_pool.py (which
+    # imports this module, hence the lazy lookup instead of an import at the top)
+    if name == "OpenAICompatPool":
+        from models.openai_pool import OpenAICompatPool
 
-    Each request goes to the endpoint with the fewest requests in flight from this process
-    (ties rotate), so concurrent callers (Ray workers, threads) spread over the pool. Every
-    endpoint keeps its own client: its own `max_concurrency` slots, requests/tokens-per-minute
-    buckets, retries and circuit breaker. When one endpoint's circuit opens, its requests move
-    to the others; only when every endpoint is failing does the call raise
-    `EndpointFailingError`, naming each, so sustained 429s end a run loudly.
-    The request seed is derived from (seed, sample_id) as for one endpoint, so which server
-    answers does not change the request.
-    """
-
-    def __init__(self, members: list[OpenAICompatModel]):
-        if not members:
-            raise ValueError("a pool needs at least one endpoint")
-        self.members = members
-        self.model_id = members[0].model_id
-        self._in_flight = [0] * len(members)
-        self._next = 0
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, cfg: Any, **overrides: Any) -> "OpenAICompatPool":
-        urls = list(dict.fromkeys(([cfg.base_url] if cfg.base_url else []) + list(cfg.base_urls or [])))
-        if not urls:
-            raise ModelLoadError(f"model {cfg.name!r}: a server pool needs base_urls")
-        members = []
-        for url in urls:
-            one = cfg.model_copy(update={"base_url": url, "base_urls": None})
-            members.append(OpenAICompatModel.from_config(one, **overrides))
-        return cls(members)
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatPool({', '.join(m._display_url for m in self.members)})"
-
-    def close(self) -> None:
-        for m in self.members:
-            m.close()
-
-    def in_flight(self) -> list[int]:
-        with self._lock:
-            return list(self._in_flight)
-
-    def _pick(self, exclude: set[int]) -> int | None:
-        with self._lock:
-            n = len(self.members)
-            order = [(self._next + k) % n for k in range(n)]
-            live = [i for i in order if i not in exclude and self.members[i].breaker.state != CircuitBreaker.OPEN]
-            if not live:
-                return None
-            i = min(live, key=lambda j: self._in_flight[j])  # min keeps the first of equals: rotation
-            self._next = (i + 1) % n
-            self._in_flight[i] += 1
-            return i
-
-    def generate(self, messages: list[Message], **kw: Any) -> Completion:
-        tried: set[int] = set()
-        errors: list[str] = []
-        rejected = 0
-        while True:
-            i = self._pick(tried)
-            if i is None:
-                break
-            failed: EndpointFailingError | None = None
-            try:
-                return self.members[i].generate(messages, **kw)
-            except EndpointFailingError as e:
-                failed = e
-            finally:
-                with self._lock:
-                    self._in_flight[i] -= 1
-            tried.add(i)
-            errors.append(str(failed))
-            rejected += isinstance(failed, EndpointRejectedError)
-        for j, m in enumerate(self.members):
-            if j not in tried:
-                errors.append(f"endpoint {m._display_url}: circuit open (last: {m._last_failure})")
-        if rejected == len(errors):  # every endpoint refused the request itself (key, model name)
-            raise EndpointRejectedError(f"all {len(self.members)} endpoints of the pool refused the request: "
-                                        + " | ".join(errors))
-        raise EndpointFailingError(f"all {len(self.members)} endpoints of the pool are failing: " + " | ".join(errors))
+        return OpenAICompatPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from models.errors import ModelError, ModelLoadError, UserError
-from models.hf import (HFModel, adapter_fingerprint, derived_seed, first_json_object, split_model_path,
+from models.base import derived_seed
+from models.hf import (HFModel, adapter_fingerprint, first_json_object, split_model_path,
                        with_schema_prompt)
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -33,6 +34,12 @@ def test_seeds_are_reproducible_and_distinct_per_sample():
     assert derived_seed(0, 1) == derived_seed(0, 1)
     assert len({derived_seed(0, i) for i in range(100)}) == 100
     assert derived_seed(0, 1) != derived_seed(1, 1)
+    # one function for every backend, with the streams each had: llama.cpp 31 bits, torch 63
+    import hashlib
+
+    digest = hashlib.sha256(b"7:s3").digest()
+    assert derived_seed(7, "s3") == int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+    assert derived_seed(7, "s3", bits=63) == int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def test_paths_split_into_folder_and_gguf(tmp_path):

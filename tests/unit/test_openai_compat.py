@@ -19,17 +19,9 @@ from ads.config import ModelConfig
 from tests.fake_http import FakeServer, Reply, ok
 from models.base import ModelError
 from models.errors import ModelLoadError
-from models.llamacpp import derived_seed
-from models.openai_compat import (
-    EndpointFailingError,
-    EndpointRejectedError,
-    OpenAICompatModel,
-    chat_completions_url,
-    estimate_request_tokens,
-    parse_retry_after,
-    safe_url,
-    schema_name,
-)
+from models.base import derived_seed
+from models.openai_compat import EndpointFailingError, EndpointRejectedError, OpenAICompatModel
+from models.openai_http import chat_completions_url, estimate_request_tokens, parse_retry_after, safe_url, schema_name
 from models.ratelimit import CircuitBreaker, CircuitOpen, TokenBucket
 
 SECRET = "sk-test-SECRET-7f3a9c1e5b2d4a6f8e0c"
