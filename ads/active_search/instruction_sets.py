@@ -30,7 +30,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ads.config import ConfigError, Strict
 from ads.store import jsonl_lines
-from ads.tasks import (_mask_title, check_family_counts, check_user_tasks_path, normalize, score_gsm8k, score_label,
+from ads.gold_tasks import (_mask_title, check_family_counts, check_user_tasks_path, normalize, score_gsm8k, score_label,
                        score_name, score_number, split_user_tasks, token_f1)
 from apis.corpus import Document
 

@@ -9,7 +9,7 @@ are used and in what order.
 
 Families:
 - wiki_name: "which subject is described?" from the article's short description and its
-  first sentence with the title masked; scored by `ads.tasks.score_name` (1.0 when the
+  first sentence with the title masked; scored by `ads.gold_tasks.score_name` (1.0 when the
   title appears in the answer, else token F1), plus the exact-hit rate.
 - gsm8k: a GSM8K test question; scored by the last number in the answer.
 """
@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ads.config import ConfigError
-from ads.tasks import gsm8k_path, score_gsm8k, score_name
+from ads.gold_tasks import gsm8k_path, score_gsm8k, score_name
 
 EVAL_FAMILIES = ("wiki_name", "gsm8k")
 HELDOUT_BUCKETS = 4  # 1 in 4 sources is held out

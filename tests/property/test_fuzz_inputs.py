@@ -49,7 +49,7 @@ def _jsonl(*records) -> bytes:
 
 
 def _tasks(p):
-    from ads.tasks import load_user_tasks
+    from ads.gold_tasks import load_user_tasks
 
     return load_user_tasks(p)
 

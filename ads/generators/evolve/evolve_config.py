@@ -17,7 +17,7 @@ __all__ = ["SeedsConfig", "SelfEvolvingConfig"]
 
 
 class SeedsConfig(Strict):
-    real: bool = True  # seeds cut from GSM8K and Wikipedia (ads.tasks); see evolve/seeds.py
+    real: bool = True  # seeds cut from GSM8K and Wikipedia (ads.gold_tasks); see evolve/seeds.py
     per_category: int = Field(3, ge=1, le=50)
     path: str | None = None  # optional JSONL of extra seeds (instruction, user_input, category, ...)
 

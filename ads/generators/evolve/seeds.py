@@ -2,7 +2,7 @@
 
 Self-Instruct needs demonstrations of the output format before the generator has produced
 anything. Hand-written seeds would say more about their author than about the data, so the
-default pool is built from the real task sets in `ads.tasks` (GSM8K, and Wikipedia
+default pool is built from the real task sets in `ads.gold_tasks` (GSM8K, and Wikipedia
 name / cloze / topic tasks) plus a summarisation family over the same Wikipedia extracts.
 Each of those prompts is "one instruction line" + "the instance", which is exactly the
 instruction / user_input split the generator must learn to write. A JSONL file of seeds
@@ -16,9 +16,9 @@ from typing import Any
 
 from ads.config import ConfigError
 from ads.store import jsonl_lines
-from ads.tasks import TasksConfig, build_task_sets
+from ads.gold_tasks import TasksConfig, build_task_sets
 
-# task family in ads.tasks -> (category, difficulty, skills, expected answer type)
+# task family in ads.gold_tasks -> (category, difficulty, skills, expected answer type)
 FAMILY_META: dict[str, tuple[str, str, list[str], str]] = {
     "gsm8k": ("math_word_problem", "medium", ["arithmetic", "multi-step reasoning"], "number"),
     "wiki_name": ("entity_identification", "medium", ["world knowledge", "reading"], "short_text"),

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ads.config import ConfigError
-from ads.tasks import TasksConfig, build_task_sets, score_gsm8k, score_label, score_name, score_number
+from ads.gold_tasks import TasksConfig, build_task_sets, score_gsm8k, score_label, score_name, score_number
 from apis.corpus import Document
 
 
