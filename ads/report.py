@@ -1,4 +1,4 @@
-"""Terminal tables: one titled rich table, as every generator prints its results."""
+"""Terminal tables: the one way every command prints a result table (rich)."""
 from __future__ import annotations
 
 
