@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ads.generators.tools.turns import TurnValidator
-from ads.quality.calibration import (auc, check_use, recipe_items, self_evolving_items, separates,
-                                     tool_use_items)
+from ads.quality.calibration import auc, check_use, separates
+from ads.quality.planted_sets import recipe_items, self_evolving_items, tool_use_items
 from models.fake import FakeModel
 
 ROOT = Path(__file__).resolve().parents[2]
