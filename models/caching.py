@@ -192,7 +192,7 @@ def model_identity(model: Any) -> str:
         return f"{kind}|" + "+".join(sorted(model_identity(m) for m in members))
     url = getattr(model, "url", None)
     if isinstance(url, str) and url:
-        from models.openai_compat import safe_url
+        from models.openai_http import safe_url
 
         return f"{kind}|{safe_url(url)}|{getattr(model, 'model', '')}|{model.model_id}"
     path = getattr(model, "path", None)

@@ -9,7 +9,8 @@ import pytest
 
 from ads.config import ModelConfig
 from fake_http import FakeServer, Reply, ok
-from models.openai_compat import EndpointFailingError, OpenAICompatPool
+from models.openai_compat import EndpointFailingError
+from models.openai_pool import OpenAICompatPool
 from models.registry import load
 
 FAST = dict(backoff_base_s=0.01, backoff_max_s=0.05, retry_after_max_s=0.05)
