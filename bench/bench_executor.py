@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ads.config import ModelConfig  # noqa: E402
-from ads.executor import LocalExecutor, RayExecutor  # noqa: E402
+from ads.executor import LocalExecutor  # noqa: E402
+from ads.ray_executor import RayExecutor  # noqa: E402
 
 GGUF = ROOT / "cache" / "models" / "smollm2-135m.gguf"
 TOPICS = ["rivers", "volcanoes", "bridges", "owls", "glaciers", "comets", "deserts", "violins", "tides", "bees",

@@ -121,7 +121,7 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
-    from ads.executor import init_ray
+    from ads.ray_executor import init_ray
 
     # the scripted models live in test modules that Ray workers cannot import: ship them by value
     cloudpickle.register_pickle_by_value(fakes)
@@ -186,7 +186,7 @@ def _fail_on_three(env, x):
 
 
 def test_ray_worker_error_surfaces_in_order_after_earlier_results_and_their_ledger(ray_cluster):
-    from ads.executor import RayExecutor
+    from ads.ray_executor import RayExecutor
     from ads.ledger import CostLedger
     from models.openai_compat import EndpointFailingError
 

@@ -1,6 +1,6 @@
 """A Ray worker that dies (SIGKILL) or overruns `item_timeout_s` mid-item: the worker is replaced
 from the same factory, the item retried, results kept in input order, the lost attempt counted in
-the ledger with unknown spend; after `max_item_retries` one clear error (ads/executor.py).
+the ledger with unknown spend; after `max_item_retries` one clear error (ads/ray_executor.py).
 
 One local cluster (2 CPUs, 2 workers) for the module, as in test_executor.py.
 """
@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,7 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
-    from ads.executor import init_ray
+    from ads.ray_executor import init_ray
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     owns = init_ray(workers=2)
@@ -133,7 +132,7 @@ def test_executor_config_validates_the_retry_and_timeout_knobs():
 
 # --- Ray --------------------------------------------------------------------------------------------
 def _executor(**kw):
-    from ads.executor import RayExecutor
+    from ads.ray_executor import RayExecutor
 
     return RayExecutor(workers=2, **kw)
 
@@ -212,7 +211,8 @@ def test_an_item_over_the_timeout_has_its_worker_killed_and_is_retried(tmp_path,
 
 def test_retries_exhausted_raise_one_clear_error_after_the_earlier_results(tmp_path, ray_cluster):
     from ads.config import ExecutorConfig
-    from ads.executor import ItemTimeoutError, WorkerLostError, make_executor
+    from ads.executor import make_executor
+    from ads.ray_executor import ItemTimeoutError, WorkerLostError
 
     ex = make_executor(ExecutorConfig(kind="ray", workers=2, max_item_retries=1, item_timeout_s=1.5))
     assert (ex.max_item_retries, ex.item_timeout_s) == (1, 1.5)

@@ -43,7 +43,7 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
-    from ads.executor import init_ray
+    from ads.ray_executor import init_ray
 
     # scripted responders live in test modules that Ray workers cannot import: ship them by value
     for mod in (bandit_t, persp_t, tool_t, sys.modules[__name__]):
