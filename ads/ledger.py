@@ -9,6 +9,14 @@ A work item whose Ray worker died or was killed for a timeout (ads/executor.py) 
 worker's unsent entries with it: that attempt is recorded as one `lost_worker` entry (item
 index, reason) whose tokens, cost and wall time are unknown (null), and the totals count such
 entries as `lost_attempts` with `spend_complete: false` instead of guessing their spend.
+
+Compute actually spent, per call, where the backend reports it (llama.cpp does, in
+`Completion.meta`): `prompt_eval_tokens` (prompt tokens evaluated after prefix reuse, out of
+the `prompt_tokens` requested), `prefill_s` and `decode_s`. A call replayed from the request
+cache computed nothing (0). Calls of backends that do not report it have them null (unknown),
+and old ledger files without them load as before. Totals add `prompt_tokens_requested` (of the
+calls that report), `prompt_tokens_computed`, their ratio `computed_prompt_ratio`,
+`prefill_s` and `decode_s`, only when some call reports them.
 """
 from __future__ import annotations
 
@@ -47,6 +55,9 @@ class LedgerEntry:
     ts: float = field(default_factory=time.time)
     item: Any = None  # lost_worker: the item's index in the executor's input
     reason: str | None = None  # lost_worker: "worker died" | "timeout"
+    prompt_eval_tokens: int | None = None  # prompt tokens the backend evaluated (after prefix reuse)
+    prefill_s: float | None = None  # prompt evaluation (with any state load)
+    decode_s: float | None = None  # sampling and one-token decodes
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,6 +75,34 @@ def lost_attempt(role: str, item: Any, reason: str) -> LedgerEntry:
 
 def _known(values: Iterator[Any]) -> Any:
     return sum(v for v in values if v is not None)
+
+
+def compute_spent(c: Completion) -> dict[str, Any]:
+    """The compute fields of a call's entry: what the backend reported in `meta`, all zero for a
+    call replayed from the request cache (of a backend that reports them), else unknown (None)."""
+    evaluated = c.meta.get("prompt_eval_tokens")
+    if not isinstance(evaluated, int) or isinstance(evaluated, bool):
+        return {}
+    if c.cached:
+        return {"prompt_eval_tokens": 0, "prefill_s": 0.0, "decode_s": 0.0}
+    out: dict[str, Any] = {"prompt_eval_tokens": evaluated}
+    for k in ("prefill_s", "decode_s"):
+        v = c.meta.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = round(float(v), 6)
+    return out
+
+
+def _compute_totals(entries: list[LedgerEntry]) -> dict[str, Any]:
+    known = [e for e in entries if e.prompt_eval_tokens is not None]
+    if not known:
+        return {}
+    requested = sum(e.prompt_tokens or 0 for e in known)
+    computed = sum(e.prompt_eval_tokens for e in known)
+    return {"prompt_tokens_requested": requested, "prompt_tokens_computed": computed,
+            "computed_prompt_ratio": round(computed / requested, 4) if requested else None,
+            "prefill_s": round(_known(e.prefill_s for e in known), 3),
+            "decode_s": round(_known(e.decode_s for e in known), 3)}
 
 
 @contextlib.contextmanager
@@ -101,7 +140,7 @@ class CostLedger:
         replayed = sum(c.meta.get("original_usage", (0, 0))) if c.cached else 0
         self.record(LedgerEntry(kind="model", role=role, model=c.model_id, prompt_tokens=c.prompt_tokens,
                                 completion_tokens=c.completion_tokens, wall_s=c.latency_s, cached=c.cached,
-                                replayed_tokens=replayed))
+                                replayed_tokens=replayed, **compute_spent(c)))
 
     def record_api(self, name: str, cost_units: float, wall_s: float, ok: bool = True) -> None:
         self.record(LedgerEntry(kind="api", role=name, cost_units=cost_units, wall_s=wall_s, ok=ok))
@@ -124,6 +163,7 @@ class CostLedger:
         }
         if lost:  # the sums above are of recorded calls only: say how many attempts they leave out
             out.update(lost_attempts=lost, spend_complete=False)
+        out.update(_compute_totals(entries))
         return out
 
     @contextlib.contextmanager

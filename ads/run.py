@@ -44,6 +44,15 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def print_compute(totals: dict[str, Any]) -> None:
+    """One line on the prompt tokens the models actually evaluated (ads/ledger.py), when reported."""
+    if totals.get("computed_prompt_ratio") is None:
+        return
+    print(f"[compute] prompt tokens computed {totals['prompt_tokens_computed']:,} of "
+          f"{totals['prompt_tokens_requested']:,} requested ({totals['computed_prompt_ratio']:.0%}); "
+          f"prefill {totals['prefill_s']:.1f} s, decode {totals['decode_s']:.1f} s")
+
+
 def run_id_for(cfg: RunConfig) -> str:
     return f"{cfg.name}-{config_hash(cfg)[:8]}"
 
@@ -196,6 +205,7 @@ class RunContext:
                    "wall_s": round(time.time() - self.started, 1), "ledger": self.ledger.summary()}
         atomic_write_json(self.run_dir / "ledger_summary.json", self.ledger.summary())
         atomic_write_json(self.run_dir / "summary.json", summary)
+        print_compute(summary["ledger"]["run"])
         self.tracker.summary(summary)  # nested figures flattened to a/b/c keys
         self.tracker.finish()
         self.close_executor()

@@ -28,6 +28,14 @@ class ModelConfig(Strict):
     # llama-cpp: reuse the KV cache of the prompt prefix shared with the previous request.
     # None: only if this build's logits are verified not to depend on it (models/llamacpp.py)
     reuse_prefix: bool | None = None
+    # llama-cpp: MB of RAM (per model instance) for the KV states of recent prompts, so a call
+    # reuses a prefix shared with any of them, not only with the previous call (under the same
+    # rule as reuse_prefix, so it never changes an output; models/prefix_cache.py). 0: only the
+    # previous call's
+    prefix_cache_mb: int = Field(256, ge=0)
+    # llama-cpp: how JSON-schema-constrained calls are decoded: llama.cpp's GBNF grammar sampler,
+    # or llguidance token masks (models/constrained.py; a schema it cannot compile uses GBNF)
+    json_decoding: Literal["gbnf", "llguidance"] = "gbnf"
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
     base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_compat.py)

@@ -105,7 +105,8 @@ def load(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Model:
     from models.llamacpp import LlamaCppModel
 
     return LlamaCppModel(r.location, model_id=r.model_id, n_ctx=cfg.n_ctx, n_threads=cfg.n_threads,
-                         reuse_prefix=cfg.reuse_prefix)
+                         reuse_prefix=cfg.reuse_prefix, prefix_cache_mb=cfg.prefix_cache_mb,
+                         json_decoding=cfg.json_decoding)
 
 
 class ModelPool:
@@ -120,7 +121,7 @@ class ModelPool:
         r = resolve(cfg, self.models_dir)
         per_role = role if r.backend == "llamacpp" else None
         key = json.dumps([r.backend, r.location, cfg.n_ctx, cfg.adapter, cfg.base_url, cfg.base_urls, cfg.reuse_prefix,
-                          per_role])
+                          per_role] + ([cfg.prefix_cache_mb, cfg.json_decoding] if r.backend == "llamacpp" else []))
         with self._lock:
             if key not in self._models:
                 self._models[key] = load(cfg, self.models_dir)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,93 @@ def test_prefix_reuse_never_changes_an_answer_whatever_came_before(smollm_path):
     want = [slow.generate(m, max_tokens=24, **kw).text for m, kw in reqs]
     assert [fast.generate(m, max_tokens=24, **kw).text for m, kw in reqs] == want
     assert [fast.generate(m, max_tokens=24, **kw).text for m, kw in reversed(reqs)] == want[::-1]
+
+
+# --- issue 21: prompt state reuse across calls ---------------------------------------------------
+_SYS_A = ("You are the guide of a small history museum. " +
+          " ".join(f"Room {i} holds objects from the year {1500 + 37 * i} and a map of the harbour." for i in range(14)))
+_SYS_B = ("You answer questions about a railway timetable. " +
+          " ".join(f"Line {i} leaves platform {i % 5} every {10 + i} minutes." for i in range(14)))
+
+
+def _alternating(n: int) -> list[tuple[list[dict[str, str]], dict]]:
+    """Two long system prompts in turn, so the previous call never shares the next one's prefix;
+    greedy and sampled calls, and a JSON-schema one."""
+    out = []
+    for i in range(n):
+        msgs = [{"role": "system", "content": (_SYS_A, _SYS_B)[i % 2]},
+                {"role": "user", "content": f"Question {i}: what is in room {i} or on line {i}?"}]
+        kw = dict(temperature=0.8, seed=3, sample_id=i) if i % 3 == 2 else dict(temperature=0.0)
+        if i == 4:
+            kw["json_schema"] = SCHEMA
+        out.append((msgs, kw))
+    return out
+
+
+def _same_answers_fewer_tokens(path, n_ctx: int, n: int) -> None:
+    from models.llamacpp import LlamaCppModel
+
+    reqs = _alternating(n)
+    off = LlamaCppModel(path, n_ctx=n_ctx, reuse_prefix=False)
+    want = [off.generate(m, max_tokens=16, **kw) for m, kw in reqs]
+    assert [c.meta["prompt_eval_tokens"] for c in want] == [c.prompt_tokens for c in want]
+    del off
+    on = LlamaCppModel(path, n_ctx=n_ctx, prefix_cache_mb=64)
+    assert on.reuse_prefix and on.state_cache is not None
+    got = [on.generate(m, max_tokens=16, **kw) for m, kw in reqs]
+    assert [c.text for c in got] == [c.text for c in want]
+    assert [c.completion_tokens for c in got] == [c.completion_tokens for c in want]
+    later = got[2:]  # each system prompt has been seen once
+    assert all(c.meta["state_cache"] == "hit" for c in later)
+    assert sum(c.meta["prompt_eval_tokens"] for c in later) < 0.3 * sum(c.prompt_tokens for c in later)
+    assert all(c.meta["prompt_eval_tokens"] + c.meta["prefix_reused"] == c.prompt_tokens for c in got)
+
+
+def test_state_cache_keeps_every_answer_and_evaluates_a_shared_prefix_once(smollm_path):
+    """SmolLM2 (reuse at any cut): the answers with the prompt state cache on are those of a model
+    that decodes every prompt from scratch, and a repeated system prompt is not evaluated again."""
+    _same_answers_fewer_tokens(smollm_path, 2048, 7)
+
+
+def test_state_cache_on_qwen_reuses_at_aligned_cuts_with_the_same_answers():
+    """Qwen2.5's 4-bit GGUF is split-invariant only at aligned cuts (models/llamacpp.py): the
+    probe finds the alignment and reuse keeps every answer."""
+    _same_answers_fewer_tokens(Path(__file__).resolve().parents[2] / "cache" / "models" /
+                               "qwen2.5-coder-0.5b-instruct.gguf", 2048, 5)
+
+
+# --- issue 21: JSON through llguidance token masks ------------------------------------------------
+def test_llguidance_json_parses_every_time_and_enforces_the_bounds_gbnf_cannot(smollm_path):
+    from models.llamacpp import LlamaCppModel
+
+    m = LlamaCppModel(smollm_path, n_ctx=2048, json_decoding="llguidance")
+    for i in range(5):
+        out = m.generate([{"role": "user", "content": "Which city is the capital of France? Reply in JSON."}],
+                         max_tokens=60, temperature=0.7, sample_id=i, json_schema=SCHEMA)
+        assert out.meta["json_decoding"] == "llguidance"
+        obj = json.loads(out.text)
+        assert set(obj) == {"city", "confidence"} and 0 <= obj["confidence"] <= 10
+        assert parse_json(out.text, SCHEMA) == (obj, None)
+
+
+def test_llguidance_decodes_the_optimizers_plan_schema_as_valid_json(smollm_path):
+    """The ADS optimizer's schema (anyOf over API calls, bounded strings and integers): every
+    sampled plan parses and validates; free text is unaffected by the engine."""
+    from ads.active_search.api_trajectories import trajectory_schema
+    from ads.active_search.loop import ADSConfig
+    from apis.factory import build_api_registry
+    from models.fake import FakeModel
+    from models.llamacpp import LlamaCppModel
+
+    schema = trajectory_schema(build_api_registry(ADSConfig().apis, model=FakeModel(["x"]), cache_dir="cache"), 2)
+    masks = LlamaCppModel(smollm_path, n_ctx=2048, json_decoding="llguidance")
+    for i in range(3):
+        out = masks.generate([{"role": "user", "content": "Plan API calls to learn about the Nile. Reply in JSON."}],
+                             max_tokens=120, temperature=0.8, sample_id=i, json_schema=schema)
+        if out.finish_reason == "stop":
+            assert parse_json(out.text, schema)[1] is None, out.text
+        else:  # cut by max_tokens: a prefix of valid JSON
+            assert out.text.startswith('{')
+    gbnf = LlamaCppModel(smollm_path, n_ctx=2048)
+    free = [{"role": "user", "content": "Name one river."}]
+    assert masks.generate(free, max_tokens=12).text == gbnf.generate(free, max_tokens=12).text
