@@ -74,9 +74,9 @@ def _pop(data: dict[str, Any], dotted: str) -> Any:
 def move_legacy_roles(data: Any, legacy: dict[str, str]) -> Any:
     """Every generator names its models the same way, `models: {role: ...}`; the top-level keys
     each one used before (`policy:`, `model:`, `judge:`, `model_config:`, a dotted path for a nested
-    one such as `quality.judge.model`) are still read, and moved under `models:`. Given as well as `models.<role>`, the older key is an override (that is
-    what `--set model.n_threads=1` or `--set judge=null` writes): a section is merged into the
-    role's, anything else replaces it."""
+    one such as `quality.judge.model`) are still read, and moved under `models:`. Given as well as
+    `models.<role>`, the older key is an override (that is what `--set model.n_threads=1` or
+    `--set judge=null` writes): a section is merged into the role's, anything else replaces it."""
     if not isinstance(data, dict) or not legacy or not any(_has(data, k) for k in legacy):
         return data
     data = dict(data)

@@ -5,7 +5,7 @@ are always the sum of recorded calls, including after a kill and resume (calls r
 from the request cache are recorded as cached with zero tokens). The current iteration
 and task travel in a context variable, so deep code need not pass them along.
 
-A work item whose Ray worker died or was killed for a timeout (ads/executor.py) took its
+A work item whose Ray worker died or was killed for a timeout (ads/ray_executor.py) took its
 worker's unsent entries with it: that attempt is recorded as one `lost_worker` entry (item
 index, reason) whose tokens, cost and wall time are unknown (null), and the totals count such
 entries as `lost_attempts` with `spend_complete: false` instead of guessing their spend.

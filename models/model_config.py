@@ -38,7 +38,7 @@ class ModelConfig(Strict):
     json_decoding: Literal["gbnf", "llguidance"] = "gbnf"
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
-    base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_compat.py)
+    base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_pool.py)
     # None: OPENAI_API_KEY for https://api.openai.com, no key for any other server
     api_key_env: str | None = None
     # send the key over plain http to a host that is not loopback (refused unless this is true)

@@ -412,13 +412,3 @@ class OpenAICompatModel:
             finish_reason=choice.get("finish_reason") or "stop",
             meta=meta,
         )
-
-
-def __getattr__(name: str) -> Any:
-    # models/registry.py still imports the pool from here; it lives in models/openai_pool.py (which
-    # imports this module, hence the lazy lookup instead of an import at the top)
-    if name == "OpenAICompatPool":
-        from models.openai_pool import OpenAICompatPool
-
-        return OpenAICompatPool
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -90,7 +90,8 @@ def resolve(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Resolv
 def load(cfg: ModelConfig, models_dir: str | Path = "cache/models") -> Model:
     r = resolve(cfg, models_dir)
     if r.backend == "openai":
-        from models.openai_compat import OpenAICompatModel, OpenAICompatPool
+        from models.openai_compat import OpenAICompatModel
+        from models.openai_pool import OpenAICompatPool
 
         if cfg.base_urls:
             return OpenAICompatPool.from_config(cfg)

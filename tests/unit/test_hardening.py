@@ -398,7 +398,8 @@ def test_nan_inf_and_negative_rates_are_one_line_naming_the_key(tmp_path, base, 
 
 
 def test_run_ids_did_not_change_with_the_new_model_config_fields():
-    """A model section hashes as it did before allow_insecure_http / an optional api_key_env."""
+    """A model section hashes as it did before allow_insecure_http / an optional api_key_env, and
+    before prefix_cache_mb / json_decoding (issue 21) at their defaults."""
     import hashlib
 
     from ads.config import ModelConfig, RunConfig, config_hash
@@ -408,7 +409,8 @@ def test_run_ids_did_not_change_with_the_new_model_config_fields():
 
     data = WithModel().model_dump(mode="json")
     assert data["policy"]["api_key_env"] is None and data["policy"]["allow_insecure_http"] is False
-    old_style = {**data, "policy": {**{k: v for k, v in data["policy"].items() if k != "allow_insecure_http"},
+    new_keys = ("allow_insecure_http", "prefix_cache_mb", "json_decoding")
+    old_style = {**data, "policy": {**{k: v for k, v in data["policy"].items() if k not in new_keys},
                                     "api_key_env": "OPENAI_API_KEY"}}
     old_style.pop("executor")
     assert config_hash(WithModel()) == hashlib.sha256(json.dumps(old_style, sort_keys=True).encode()).hexdigest()
