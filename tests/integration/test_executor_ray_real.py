@@ -56,7 +56,9 @@ def _config(kind: str, model: ModelConfig, tokens: dict) -> ADSConfig:
 
 def _outputs(d: Path) -> dict:
     out = {name: _records(d / f"{name}.jsonl") for name in ("trajectories", "eval", "training_data")}
-    out["ledger"] = [{k: v for k, v in r.items() if k not in ("ts", "wall_s")} for r in _records(d / "ledger.jsonl")]
+    # clocks, and what each model instance had to compute (its prompt states differ by executor)
+    volatile = ("ts", "wall_s", "prefill_s", "decode_s", "prompt_eval_tokens")
+    out["ledger"] = [{k: v for k, v in r.items() if k not in volatile} for r in _records(d / "ledger.jsonl")]
     return out
 
 

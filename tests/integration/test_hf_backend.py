@@ -6,6 +6,7 @@ import copy
 import pytest
 
 from models.base import Model, ModelError
+from models.errors import ModelLoadError
 from models.hf import HFModel
 
 HELLO = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -75,5 +76,5 @@ def test_lora_adapter_reloads_on_top_of_the_gguf(hf, smollm_path, tmp_path):
     c = tuned.generate(HELLO, max_tokens=8)
     assert c.completion_tokens > 0
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="no adapter_config.json"):
+    with pytest.raises(ModelLoadError, match="no adapter_config.json"):
         HFModel(smollm_path, adapter=tmp_path / "empty", model=copy.deepcopy(hf.model), tokenizer=hf.tokenizer)

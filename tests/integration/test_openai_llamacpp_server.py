@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.base import ModelError
-from models.openai_compat import OpenAICompatModel
+from models.openai_compat import EndpointRejectedError, OpenAICompatModel
 
 ROOT = Path(__file__).resolve().parents[2]
 GGUF = ROOT / "cache" / "models" / "smollm2-135m.gguf"
@@ -140,7 +139,7 @@ def test_wrong_key_is_a_clear_unretried_error_that_does_not_leak(server_url, mon
     wrong = "sk-wrong-key-0d2f6a8c"
     monkeypatch.setenv(KEY_ENV, wrong)
     m = OpenAICompatModel(server_url, "smollm2-135m", api_key_env=KEY_ENV, max_retries=3)
-    with pytest.raises(ModelError) as ei:
+    with pytest.raises(EndpointRejectedError) as ei:  # fatal: the run stops instead of counting rejections
         m.generate(QUESTION, max_tokens=4)
     msg = str(ei.value)
     assert "401" in msg and "not retried" in msg and server_url in msg and KEY_ENV in msg
