@@ -194,9 +194,9 @@ def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | No
 
 def _hash_compatible(node: Any) -> Any:
     """Keep run ids as they were before ModelConfig gained allow_insecure_http and api_key_env
-    became optional (issue 22): neither changes what a run produces. Likewise prefix_cache_mb
-    (issue 21: reused prompt states never change an output, so any value keeps the run id) and
-    json_decoding at its default."""
+    became optional (issue 22): neither changes what a run produces. Likewise prefix_cache_mb and
+    json_decoding (issue 21): reused prompt states and llguidance's masks over GBNF's grammar
+    never change an output, so any value keeps the run id."""
     if isinstance(node, list):
         return [_hash_compatible(v) for v in node]
     if not isinstance(node, dict):
@@ -208,8 +208,7 @@ def _hash_compatible(node: Any) -> Any:
         if out["api_key_env"] is None:
             out["api_key_env"] = "OPENAI_API_KEY"
         out.pop("prefix_cache_mb", None)
-        if out.get("json_decoding") == "gbnf":
-            del out["json_decoding"]
+        out.pop("json_decoding", None)
     return out
 
 

@@ -33,9 +33,11 @@ class ModelConfig(Strict):
     # rule as reuse_prefix, so it never changes an output; models/prefix_cache.py). 0: only the
     # previous call's
     prefix_cache_mb: int = Field(256, ge=0)
-    # llama-cpp: how JSON-schema-constrained calls are decoded: llama.cpp's GBNF grammar sampler,
-    # or llguidance token masks (models/constrained.py; a schema it cannot compile uses GBNF)
-    json_decoding: Literal["gbnf", "llguidance"] = "gbnf"
+    # llama-cpp: how JSON-schema-constrained calls are decoded: llguidance token masks over the
+    # grammar GBNF would use (models/constrained.py: the same outputs, ~1.7x cheaper per token
+    # here; a schema it cannot read, or no llguidance installed, falls back to GBNF), or
+    # llama.cpp's GBNF grammar sampler
+    json_decoding: Literal["gbnf", "llguidance"] = "llguidance"
     adapter: str | None = None  # LoRA adapter folder (transformers backend)
     base_url: str | None = None  # OpenAI-compatible endpoint; implies backend openai
     base_urls: list[str] | None = None  # a pool of servers with the same model (models/openai_pool.py)

@@ -144,37 +144,54 @@ def test_state_cache_on_qwen_reuses_at_aligned_cuts_with_the_same_answers():
 
 
 # --- issue 21: JSON through llguidance token masks ------------------------------------------------
-def test_llguidance_json_parses_every_time_and_enforces_the_bounds_gbnf_cannot(smollm_path):
+def _harness_schemas() -> list[tuple[str, dict, str]]:
+    """The JSON schemas the harness decodes with, each with a prompt that asks for it."""
+    from ads.active_search.api_trajectories import trajectory_schema
+    from ads.active_search.loop import ADSConfig
+    from ads.generators.evolve.prompts import judge_schema
+    from ads.quality.judge import DEFAULT_CRITERIA, judgment_schema
+    from apis.demonstrations import pairs_schema
+    from apis.factory import build_api_registry
+    from apis.qa import answer_schema
+    from models.fake import FakeModel
+
+    registry = build_api_registry(ADSConfig().apis, model=FakeModel(["x"]), cache_dir="cache")
+    return [("plan", trajectory_schema(registry, 2, 160), "Plan API calls to learn about the river Nile. Reply in JSON."),
+            ("qa", answer_schema(), "What is the capital of Peru? Reply in JSON."),
+            ("pairs", pairs_schema(2), "Write two question-answer pairs about volcanoes. Reply in JSON."),
+            ("task judge", judge_schema(200), "Judge this answer: 'Paris is in France.' Reply in JSON."),
+            ("judgment", judgment_schema(DEFAULT_CRITERIA, 400), "Rate the response 'The sun is a star.' to "
+                                                                 "'What is the sun?'. Reply in JSON."),
+            ("bounded", SCHEMA, "Which city is the capital of France? Reply in JSON.")]
+
+
+def test_llguidance_masks_give_the_gbnf_engines_outputs_on_every_harness_schema(smollm_path):
+    """Token masks enforce the grammar GBNF would, and allow the tokens GBNF would (any split of
+    forced bytes, control tokens read as text), so greedy and sampled outputs are the same."""
+    from models.llamacpp import LlamaCppModel
+
+    gbnf = LlamaCppModel(smollm_path, n_ctx=2048, reuse_prefix=False)
+    masks = LlamaCppModel(smollm_path, n_ctx=2048, reuse_prefix=False, json_decoding="llguidance")
+    for name, schema, prompt in _harness_schemas():
+        for i, temperature in enumerate((0.0, 0.9)):
+            kw = dict(max_tokens=64, temperature=temperature, seed=2, sample_id=i, json_schema=schema)
+            msgs = [{"role": "user", "content": prompt}]
+            want, got = gbnf.generate(msgs, **kw), masks.generate(msgs, **kw)
+            assert got.meta.get("json_decoding") == "llguidance", masks._masks.errors
+            assert (got.text, got.completion_tokens) == (want.text, want.completion_tokens), (name, temperature)
+
+
+def test_llguidance_json_parses_every_time(smollm_path):
+    """As test_schema_constrained_json_parses_every_time, through the token masks."""
     from models.llamacpp import LlamaCppModel
 
     m = LlamaCppModel(smollm_path, n_ctx=2048, json_decoding="llguidance")
     for i in range(5):
         out = m.generate([{"role": "user", "content": "Which city is the capital of France? Reply in JSON."}],
                          max_tokens=60, temperature=0.7, sample_id=i, json_schema=SCHEMA)
-        assert out.meta["json_decoding"] == "llguidance"
         obj = json.loads(out.text)
-        assert set(obj) == {"city", "confidence"} and 0 <= obj["confidence"] <= 10
-        assert parse_json(out.text, SCHEMA) == (obj, None)
-
-
-def test_llguidance_decodes_the_optimizers_plan_schema_as_valid_json(smollm_path):
-    """The ADS optimizer's schema (anyOf over API calls, bounded strings and integers): every
-    sampled plan parses and validates; free text is unaffected by the engine."""
-    from ads.active_search.api_trajectories import trajectory_schema
-    from ads.active_search.loop import ADSConfig
-    from apis.factory import build_api_registry
-    from models.fake import FakeModel
-    from models.llamacpp import LlamaCppModel
-
-    schema = trajectory_schema(build_api_registry(ADSConfig().apis, model=FakeModel(["x"]), cache_dir="cache"), 2)
-    masks = LlamaCppModel(smollm_path, n_ctx=2048, json_decoding="llguidance")
-    for i in range(3):
-        out = masks.generate([{"role": "user", "content": "Plan API calls to learn about the Nile. Reply in JSON."}],
-                             max_tokens=120, temperature=0.8, sample_id=i, json_schema=schema)
-        if out.finish_reason == "stop":
-            assert parse_json(out.text, schema)[1] is None, out.text
-        else:  # cut by max_tokens: a prefix of valid JSON
-            assert out.text.startswith('{')
-    gbnf = LlamaCppModel(smollm_path, n_ctx=2048)
+        assert set(obj) == {"city", "confidence"} and isinstance(obj["confidence"], int)
+        parsed, err = parse_json(out.text, SCHEMA)
+        assert (err is None) == (0 <= obj["confidence"] <= 10)
     free = [{"role": "user", "content": "Name one river."}]
-    assert masks.generate(free, max_tokens=12).text == gbnf.generate(free, max_tokens=12).text
+    assert m.generate(free, max_tokens=12).meta.get("json_decoding") is None
