@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
 
 from killing import _env, first_difference, outputs, run_dir  # noqa: E402
 from test_kill_resume import SPECS  # noqa: E402
