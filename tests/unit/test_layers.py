@@ -55,3 +55,13 @@ def test_one_user_error_base_one_fatal_model_error():
         assert issubclass(cls, UserError) and is_user_error(cls("x"))
     # `except ModelError` (count one rejection) lets a fatal failure through without a re-raise
     assert issubclass(EndpointFailingError, FatalModelError) and not issubclass(FatalModelError, ModelError)
+
+
+def test_no_two_modules_share_a_file_name():
+    """`executor.py` in two places meaning two things made the code hard to navigate (issue 20)."""
+    seen: dict[str, list[str]] = {}
+    for package in ("ads", "models", "apis"):
+        for f in (ROOT / package).rglob("*.py"):
+            if f.name != "__init__.py":
+                seen.setdefault(f.name, []).append(str(f.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
