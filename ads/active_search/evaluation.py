@@ -82,13 +82,18 @@ def eval_task(env: "ActiveDataSearch", it: int, task: Task, split: str, dataset:
               acquired: float, exemplars: list[tuple[str, str]], stored: dict[str, dict[str, Any]]) -> list[dict]:
     """Every method on one task's held-out instructions ("no_data" first: its scope gets the no-data calls)."""
     learned = stored.get("learned")
+    methods = list(env.cfg.loop.methods)
     recs = []
-    for method in env.cfg.loop.methods:
+    for n, method in enumerate(methods):
         rec = stored.get(method)
-        if rec is None:
+        # A task resumed after some of its records: the stored methods run again (their calls replay
+        # from the request cache) so that the answers a later method reuses are remembered, as in
+        # the uninterrupted run, and that method is charged exactly what it was charged there.
+        if rec is None or any(m not in stored for m in methods[n + 1:]):
             with ledger_scope(iteration=f"eval-{it}", task_id=f"eval:{method}:{task.id}"), \
                     env.ctx.ledger.measure() as spent:
                 out = run_method(env, method, it, task, split, dataset, acquired, exemplars, learned)
+        if rec is None:
             none = env.answers(task.held_out, [])
             rec = {"id": eval_id(it, method, task.id), "iteration": it, "method": method, "task_id": task.id,
                    "family": task.family, "split": split, "instructions": [i.id for i in task.held_out],

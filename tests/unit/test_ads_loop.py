@@ -291,9 +291,8 @@ def test_an_evaluation_resumed_inside_a_task_writes_the_uninterrupted_records(tm
     (ctx.run_dir / "summary.json").unlink()
     cfg3, parts3 = make(tmp_path, iterations=1)
     run(cfg3, RunContext.create(cfg3, run_dir=tmp_path / "killed", resume=True), **parts3)
-    want = [{k: v for k, v in r.items() if k != "tokens"} for r in JsonlStore(tmp_path / "full" / "eval.jsonl").read()]
-    got = [{k: v for k, v in r.items() if k != "tokens"} for r in JsonlStore(ev).read()]
-    assert got == want
+    # tokens too: a later method reusing the no-data answers is charged as it was uninterrupted
+    assert JsonlStore(ev).read() == JsonlStore(tmp_path / "full" / "eval.jsonl").read()
 
 
 def test_trajectory_schema_carries_argument_bounds_and_agrees_with_the_parser():
