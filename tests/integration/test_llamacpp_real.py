@@ -92,7 +92,8 @@ def test_prefix_reuse_never_changes_an_answer_whatever_came_before(smollm_path):
 
 # --- issue 21: prompt state reuse across calls ---------------------------------------------------
 _SYS_A = ("You are the guide of a small history museum. " +
-          " ".join(f"Room {i} holds objects from the year {1500 + 37 * i} and a map of the harbour." for i in range(14)))
+          " ".join(f"Room {i} holds objects from the year {1500 + 37 * i} and a map of the harbour."
+                   for i in range(14)))
 _SYS_B = ("You answer questions about a railway timetable. " +
           " ".join(f"Line {i} leaves platform {i % 5} every {10 + i} minutes." for i in range(14)))
 
@@ -156,7 +157,8 @@ def _harness_schemas() -> list[tuple[str, dict, str]]:
     from models.fake import FakeModel
 
     registry = build_api_registry(ADSConfig().apis, model=FakeModel(["x"]), cache_dir="cache")
-    return [("plan", trajectory_schema(registry, 2, 160), "Plan API calls to learn about the river Nile. Reply in JSON."),
+    return [("plan", trajectory_schema(registry, 2, 160),
+             "Plan API calls to learn about the river Nile. Reply in JSON."),
             ("qa", answer_schema(), "What is the capital of Peru? Reply in JSON."),
             ("pairs", pairs_schema(2), "Write two question-answer pairs about volcanoes. Reply in JSON."),
             ("task judge", judge_schema(200), "Judge this answer: 'Paris is in France.' Reply in JSON."),

@@ -43,7 +43,8 @@ def test_ledger_rows_and_totals_per_role_with_a_replayed_call(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert [r["prompt_eval_tokens"] for r in rows] == [c1.meta["prompt_eval_tokens"], c2.meta["prompt_eval_tokens"], 0]
     assert rows[2]["prefill_s"] == rows[2]["decode_s"] == 0.0 and rows[2]["cached"]
-    assert rows[0]["prefill_s"] == round(c1.meta["prefill_s"], 6) and rows[1]["decode_s"] == round(c2.meta["decode_s"], 6)
+    assert rows[0]["prefill_s"] == round(c1.meta["prefill_s"], 6)
+    assert rows[1]["decode_s"] == round(c2.meta["decode_s"], 6)
     run = led.totals()
     requested = c1.prompt_tokens + c2.prompt_tokens  # the replay requested nothing of the model
     computed = c1.meta["prompt_eval_tokens"] + c2.meta["prompt_eval_tokens"]
