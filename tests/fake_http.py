@@ -60,7 +60,8 @@ class FakeServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     reply = server.script.pop(0) if server.script else None
-                try:
+                counted = True  # in flight until its reply is ready: the client may send its next
+                try:             # request before this thread returns from writing the body
                     if reply is None and server.responder is not None:
                         reply = server.responder(req)
                     reply = reply or server.default
@@ -70,6 +71,9 @@ class FakeServer:
                     if payload is None:
                         payload = server.default.body
                     data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                    with server.lock:
+                        server.in_flight -= 1
+                    counted = False
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -80,8 +84,9 @@ class FakeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    if counted:
+                        with server.lock:
+                            server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -255,16 +255,18 @@ def test_concurrency_bound_is_respected_server_side(server):
 def test_waiting_for_a_free_slot_is_not_a_timeout(server):
     """Queued callers wait on the semaphore, not in the connection pool, where the wait would count
     against the request timeout and turn a busy-but-healthy endpoint into retries and breaker trips."""
-    server.default = Reply(body=ok().body, delay_s=0.15)
-    m = make(server, max_concurrency=1, timeout_s=0.4, max_retries=0)
+    # each request takes 0.25 s of a 1 s timeout (room for a loaded machine); the last of 6 callers
+    # waits 1.25 s for its slot, so a wait counted against the timeout would fail it
+    server.default = Reply(body=ok().body, delay_s=0.25)
+    m = make(server, max_concurrency=1, timeout_s=1.0, max_retries=0)
     outs: list[Any] = []
-    threads = [threading.Thread(target=lambda: outs.append(_try(m))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: outs.append(_try(m))) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=10)
     assert all(not isinstance(o, BaseException) and o.meta["attempts"] == 1 for o in outs), outs
-    assert server.count == 4 and server.max_in_flight == 1
+    assert len(outs) == 6 and server.count == 6 and server.max_in_flight == 1
 
 
 def _try(m: OpenAICompatModel) -> Any:
