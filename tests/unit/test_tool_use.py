@@ -658,3 +658,25 @@ def test_planner_gives_one_value_per_parameter_name_across_steps(built):
     assert rec["messages"][0]["content"].count(str(vals[a]["stateIsoCode"])) >= 1
     for row in rec["metadata"]["lineage"]:
         assert {a_["param"]: a_["source"] for a_ in row["arguments"]}["stateIsoCode"] == "user"
+
+
+def test_evaluation_report_counts_repairs_and_only_attempted_judgments_as_judge_failures():
+    """The end-to-end figures: pass rate, the share that needed a repair, and judge failures only
+    where a judge ran (an unjudged record from `generate` without --evaluate is not one)."""
+    from ads.generators.tools.metrics import evaluation_report
+    from ads.generators.tools.quality import CRITERIA_NAMES
+
+    def rec(passed, repairs, judge):
+        kinds = ["surgical", "rewrite"][:repairs]
+        return {"passed": passed, "judge_scores": judge,
+                "metadata": {"repairs": repairs, "repair_kinds": kinds, "turn_sources": {"0": "model"}}}
+
+    unjudged = {"ok": False, "judged": False, "passed": True, "failed_gates": []}
+    failed_judge = {"ok": False, "failed_gates": ["judge"]}
+    judged = {"ok": True, "mean_score": 4.0, "failed_gates": [],
+              **{c: 4.0 for c in CRITERIA_NAMES}}
+    r = evaluation_report([rec(True, 0, unjudged), rec(False, 2, unjudged), rec(True, 1, judged),
+                           rec(False, 2, failed_judge)], threshold=3.5)
+    assert (r["n"], r["passed"], r["pass_rate"], r["judged"], r["judge_failures"]) == (4, 2, 0.5, 1, 1)
+    assert (r["needed_repair"], r["needed_repair_rate"], r["repaired_to_pass"]) == (3, 0.75, 1)
+    assert r["repair_kinds"] == {"surgical": 3, "rewrite": 2}

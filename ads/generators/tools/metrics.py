@@ -78,7 +78,9 @@ def evaluation_report(records: list[dict[str, Any]], threshold: float) -> dict[s
     gates = Counter(g for r in records for g in (r.get("judge_scores") or {}).get("failed_gates", []))
     mean = {c: round(sum(s[c] for s in scored) / len(scored), 3) if scored else None for c in CRITERIA_NAMES}
     overall = round(sum(s["mean_score"] for s in scored) / len(scored), 3) if scored else None
-    return {"n": len(records), "judged": len(scored), "judge_failures": len(records) - len(scored),
+    # a record the judge never saw (generate without --evaluate) is not a judge failure
+    attempted = [r for r in records if r.get("judge_scores") and r["judge_scores"].get("judged", True) is not False]
+    return {"n": len(records), "judged": len(scored), "judge_failures": len(attempted) - len(scored),
             "passed": sum(1 for r in records if r.get("passed")),
             "pass_rate": round(sum(1 for r in records if r.get("passed")) / len(records), 4) if records else None,
             "mean_scores": mean, "mean_score": overall, "threshold": threshold,
