@@ -54,27 +54,71 @@ def split_model_path(path: str | Path, gguf_file: str | None = None) -> tuple[Pa
     return p, gguf_file
 
 
-def load_causal_lm(path: str | Path, gguf_file: str | None = None, *, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) from an HF folder or `folder/gguf_file`, offline, with a readable error."""
+def converted_folder(gguf: Path, dtype_name: str) -> Path:
+    """Where the dequantized copy of a GGUF is kept: beside it, named by the file's size and
+    mtime and the dtype, so a replaced file or another dtype is converted afresh."""
+    st = gguf.stat()
+    return gguf.parent / ".hf" / f"{gguf.stem}-{st.st_size}-{st.st_mtime_ns}-{dtype_name}"
+
+
+def _save_converted(model: Any, tokenizer: Any, dest: Path) -> None:
+    """The dequantized weights as an ordinary HF folder (safetensors), renamed into place only
+    when complete, so a killed or concurrent writer never leaves a half folder to load."""
+    import shutil
+
+    from safetensors.torch import save_model
+
+    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        cfg = model.config.to_dict()
+        cfg.pop("quantization_config", None)  # the weights are plain floats now
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=1))
+        save_model(model, str(tmp / "model.safetensors"))  # drops the tied lm_head copy; loading re-ties it
+        tokenizer.save_pretrained(str(tmp))
+        if dest.is_dir() and not (dest / "model.safetensors").is_file():
+            shutil.rmtree(dest, ignore_errors=True)  # a copy left without its weights
+        tmp.rename(dest)
+    except OSError:
+        pass  # read-only folder, full disk, or another process renamed first: the next load converts again
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_causal_lm(path: str | Path, gguf_file: str | None = None, *, dtype: Any = None,
+                   converted: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer) from an HF folder or `folder/gguf_file`, offline, with a readable error.
+
+    Reading a GGUF with transformers takes ~15 s for SmolLM2 on these CPUs (its Python parser
+    and tokenizer conversion), against ~0.3 s for safetensors; with `converted` the first load
+    writes the dequantized copy to `.hf/` beside the GGUF (float32 SmolLM2: 517 MB) and later
+    loads read that; `converted=False` reads the GGUF itself and writes nothing."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     folder, gguf_file = split_model_path(path, gguf_file)
+    dtype = dtype or torch.float32
     if gguf_file is not None:
         if not (folder / gguf_file).is_file():
             raise ModelLoadError(f"GGUF file not found: {folder / gguf_file}")
     elif not (folder / "config.json").is_file():
         raise ModelLoadError(f"{folder}: not a Hugging Face model folder (no config.json) and not a .gguf file")
-    kw: dict[str, Any] = {"local_files_only": True}
-    if gguf_file is not None:
+    copy = converted_folder(folder / gguf_file, str(dtype).rsplit(".", 1)[-1]) if gguf_file and converted else None
+    source, kw = folder, {"local_files_only": True}
+    if copy is not None and (copy / "model.safetensors").is_file():
+        source = copy
+    elif gguf_file is not None:
         kw["gguf_file"] = gguf_file
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or torch.float32, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(str(source), **kw)
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kw)
     except (OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"could not load {folder / (gguf_file or '')} with transformers: {e}") from e
+    if copy is not None and source is folder:
+        _save_converted(model, tokenizer, copy)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -78,3 +78,23 @@ def test_lora_adapter_reloads_on_top_of_the_gguf(hf, smollm_path, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="no adapter_config.json"):
         HFModel(smollm_path, adapter=tmp_path / "empty", model=copy.deepcopy(hf.model), tokenizer=hf.tokenizer)
+
+
+def test_a_gguf_is_converted_once_and_the_copy_answers_like_the_gguf(hf, smollm_path):
+    """The dequantized copy beside the GGUF (written by the fixture's load) gives the GGUF's own
+    logits and tokenizer; a replaced GGUF (another size or mtime) maps to another copy."""
+    import torch
+
+    from models.hf import converted_folder, load_causal_lm
+
+    copy_dir = converted_folder(smollm_path, "float32")
+    assert (copy_dir / "model.safetensors").is_file()
+    fresh, tok = load_causal_lm(smollm_path, converted=False)  # the GGUF itself
+    copy_, tok2 = load_causal_lm(smollm_path)
+    ids = tok("The capital of France is", return_tensors="pt").input_ids
+    assert tok2("The capital of France is", return_tensors="pt").input_ids.tolist() == ids.tolist()
+    assert tok2.apply_chat_template(HELLO, tokenize=False) == tok.apply_chat_template(HELLO, tokenize=False)
+    with torch.no_grad():
+        assert torch.equal(fresh(ids).logits, copy_(ids).logits)
+    assert copy_.lm_head.weight.data_ptr() == copy_.model.embed_tokens.weight.data_ptr()  # still tied
+    assert converted_folder(smollm_path, "bfloat16") != copy_dir
