@@ -83,7 +83,10 @@ def request_key(
     sample_id: int | str,
     json_schema: dict[str, Any] | None,
 ) -> str:
-    """sha256 over a canonical JSON of everything that can change the answer."""
+    """sha256 over a canonical JSON of everything that can change the answer.
+
+    The schema is serialized in its own key order: a grammar generates properties in that
+    order, so two schemas that differ only in order give different completions."""
     payload = {
         "model_id": model_id,
         "messages": messages,
@@ -91,7 +94,7 @@ def request_key(
         "temperature": round(float(temperature), 6),
         "seed": seed,
         "sample_id": str(sample_id),
-        "json_schema": json_schema,
+        "json_schema": None if json_schema is None else json.dumps(json_schema, ensure_ascii=False),
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

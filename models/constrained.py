@@ -133,7 +133,7 @@ class JsonMasks:
 
     def grammar(self, schema: dict[str, Any]) -> str | None:
         """The llguidance grammar for a schema, or None if llguidance cannot read it."""
-        key = json.dumps(schema, sort_keys=True)
+        key = json.dumps(schema)  # in the schema's order: the grammar writes properties in it
         if key not in self._grammars:
             import llguidance
             from llguidance import LLMatcher

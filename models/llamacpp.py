@@ -341,7 +341,7 @@ class LlamaCppModel:
 
         from models.constrained import CONVERT_LOCK
 
-        key = json.dumps(schema, sort_keys=True)
+        key = json.dumps(schema)  # in the schema's order: the grammar writes properties in it
         if key not in self._grammars:
             with CONVERT_LOCK:  # the llguidance path swaps a converter global while it converts
                 self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)

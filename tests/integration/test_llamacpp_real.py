@@ -49,6 +49,24 @@ def test_schema_constrained_json_parses_every_time(smollm):
         assert (err is None) == in_range  # what the grammar cannot enforce, parse_json catches
 
 
+def test_both_json_engines_write_properties_in_the_schemas_order(smollm_path):
+    """Not alphabetically: a plan names its API before it writes the API's arguments (before the
+    fix the grammar was built from a key-sorted copy and the optimizer wrote arguments first)."""
+    from models.llamacpp import LlamaCppModel
+
+    schema = {"type": "object", "properties": {"name": {"enum": ["search", "summarize"]},
+                                               "arguments": {"type": "object", "properties": {
+                                                   "topic": {"type": "string", "maxLength": 30}},
+                                                   "required": ["topic"], "additionalProperties": False}},
+              "required": ["name", "arguments"], "additionalProperties": False}
+    msgs = [{"role": "user", "content": "Call a tool to learn about volcanoes. Reply in JSON."}]
+    for decoding in ("gbnf", "llguidance"):
+        m = LlamaCppModel(smollm_path, n_ctx=2048, reuse_prefix=False, json_decoding=decoding)
+        out = m.generate(msgs, max_tokens=24, temperature=0.0, json_schema=schema)
+        assert out.text.replace(" ", "").startswith('{"name":"s'), (decoding, out.text)
+        assert '"arguments"' in out.text, (decoding, out.text)
+
+
 def test_cache_replays_real_completions_and_ledger_counts_them(smollm, tmp_path):
     led = CostLedger(tmp_path / "ledger.jsonl")
     m = LedgeredModel(CachingModel(smollm, RequestCache(tmp_path / "c.sqlite")), led, "policy")

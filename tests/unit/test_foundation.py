@@ -113,6 +113,15 @@ def test_cache_key_covers_every_sampling_input():
     assert request_key("other", MSG, **base) != k
 
 
+def test_cache_key_tells_schemas_apart_by_property_order():
+    """A grammar writes properties in the schema's order, so the order changes the completion."""
+    first = {"type": "object", "properties": {"name": {"type": "string"}, "arguments": {"type": "object"}}}
+    second = {"type": "object", "properties": {"arguments": {"type": "object"}, "name": {"type": "string"}}}
+    kw = dict(max_tokens=10, temperature=0.0, seed=0, sample_id=0)
+    assert request_key("m", MSG, json_schema=first, **kw) != request_key("m", MSG, json_schema=second, **kw)
+    assert request_key("m", MSG, json_schema=first, **kw) == request_key("m", MSG, json_schema=dict(first), **kw)
+
+
 def test_cache_persists_across_processes_and_rebuilds_when_corrupt(tmp_path, capsys):
     path = tmp_path / "c.sqlite"
     cache = RequestCache(path)

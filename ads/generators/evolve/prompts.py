@@ -52,7 +52,7 @@ def task_schema(categories: list[str], instruction_max: int = 240, input_max: in
 
 
 def judge_schema(rationale_max: int = 200) -> dict[str, Any]:
-    """Keys in alphabetical order, which is also the order a grammar backend generates them in."""
+    """Analysis first (the model explains, then decides); the grammar writes keys in this order."""
     return {
         "type": "object",
         "properties": {
