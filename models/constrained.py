@@ -31,6 +31,12 @@ import numpy as np
 CONVERT_LOCK = threading.Lock()
 
 
+def schema_text(schema: dict[str, Any]) -> str:
+    """The schema as the grammar converters read it, and the key their grammars are kept under:
+    in the schema's own key order (never sorted), because a grammar writes properties in it."""
+    return json.dumps(schema)
+
+
 def _compact_repetition(item_rule: str, min_items: int, max_items: int | None, separator_rule: str | None = None,
                         item_rule_is_literal: bool = False) -> str:
     """llama_grammar._build_repetition's language, written with {m,n} instead of nested optionals."""
@@ -133,7 +139,7 @@ class JsonMasks:
 
     def grammar(self, schema: dict[str, Any]) -> str | None:
         """The llguidance grammar for a schema, or None if llguidance cannot read it."""
-        key = json.dumps(schema)  # in the schema's order: the grammar writes properties in it
+        key = schema_text(schema)
         if key not in self._grammars:
             import llguidance
             from llguidance import LLMatcher

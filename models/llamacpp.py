@@ -339,9 +339,9 @@ class LlamaCppModel:
     def _grammar(self, schema: dict[str, Any]) -> Any:
         from llama_cpp import LlamaGrammar
 
-        from models.constrained import CONVERT_LOCK
+        from models.constrained import CONVERT_LOCK, schema_text
 
-        key = json.dumps(schema)  # in the schema's order: the grammar writes properties in it
+        key = schema_text(schema)
         if key not in self._grammars:
             with CONVERT_LOCK:  # the llguidance path swaps a converter global while it converts
                 self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
