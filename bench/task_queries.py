@@ -30,7 +30,7 @@ from ads.active_search.instruction_sets import build_task_sets  # noqa: E402
 from ads.active_search.loop import ADSConfig  # noqa: E402
 from ads.active_search.planning import random_plan  # noqa: E402
 from ads.active_search.significance import bootstrap_ci  # noqa: E402
-from ads.config import load_config  # noqa: E402
+from ads.config import ConfigError, load_config  # noqa: E402
 from apis.factory import build_api_registry, build_index  # noqa: E402
 from models.fake import FakeModel  # noqa: E402
 
@@ -47,7 +47,10 @@ def main() -> None:
     ap.add_argument("config", nargs="?", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    cfg = load_config(ADSConfig, args.config, args.set)
+    try:
+        cfg = load_config(ADSConfig, args.config, args.set)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     index = build_index(cfg.apis, cache_dir=ROOT / "cache", verbose=False)
     registry = build_api_registry(cfg.apis, model=FakeModel(["x"]), index=index)
     k = cfg.apis.retrieval.top_k
