@@ -53,6 +53,9 @@ class LoopConfig(Strict):
     optimizer_max_tokens: int = Field(128, ge=16)
     exemplars: int = Field(2, ge=0)
     context_chars: int = Field(1600, ge=100)  # reference material per instruction
+    # at most this many dataset rows per instruction, the most relevant by BM25 (null: as many as fit
+    # context_chars). 1 because related passages distract a small policy (training_data.select_rows)
+    context_rows: int | None = Field(1, ge=1)
     answer_max_tokens: int = Field(24, ge=4)
     reasoning_max_tokens: int = Field(160, ge=16)  # math and free-form (judged) instructions
     policy_update: Literal["in_context", "lora"] = "in_context"  # lora: lora.py
@@ -121,7 +124,8 @@ class ActiveDataSearch:
         self.judge = judge
         lp = cfg.loop
         self.policy = Policy(self.policy_model, seed=cfg.seed, answer_max_tokens=lp.answer_max_tokens,
-                             reasoning_max_tokens=lp.reasoning_max_tokens, context_chars=lp.context_chars, judge=judge)
+                             reasoning_max_tokens=lp.reasoning_max_tokens, context_chars=lp.context_chars,
+                             context_rows=lp.context_rows, judge=judge)
         self.optimizer = Optimizer(self.optimizer_model, self.registry, max_calls=lp.max_calls,
                                    max_tokens=lp.optimizer_max_tokens, seed=cfg.seed,
                                    max_arg_chars=min(160, cfg.apis.max_arg_length))

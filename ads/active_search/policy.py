@@ -26,10 +26,10 @@ class Answer:
 
 class Policy:
     def __init__(self, model: Model, *, seed: int, answer_max_tokens: int, reasoning_max_tokens: int,
-                 context_chars: int, judge: Any | None = None):
+                 context_chars: int, context_rows: int | None = None, judge: Any | None = None):
         self.model, self.seed, self.judge = model, seed, judge
         self.answer_max_tokens, self.reasoning_max_tokens = answer_max_tokens, reasoning_max_tokens
-        self.context_chars = context_chars
+        self.context_chars, self.context_rows = context_chars, context_rows
 
     @staticmethod
     def messages(ins: Instruction, context: str) -> list[dict[str, str]]:
@@ -37,7 +37,7 @@ class Policy:
         return [{"role": "system", "content": POLICY_SYSTEM}, {"role": "user", "content": user}]
 
     def context_for(self, ins: Instruction, rows: list[dict[str, Any]]) -> str:
-        return render(select_rows(rows, ins.prompt, self.context_chars)) if rows else ""
+        return render(select_rows(rows, ins.content(), self.context_chars, self.context_rows)) if rows else ""
 
     def answer(self, ins: Instruction, rows: list[dict[str, Any]] | None = None, context: str | None = None) -> Answer:
         """Answer with the task's dataset rows (selected for this instruction) or a given context."""

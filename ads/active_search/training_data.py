@@ -9,15 +9,19 @@ A row's id is the task id plus a hash of its kind and content, so the same passa
 two trajectories of one task is one row, and a resumed run re-derives the same ids.
 
 The policy update reads this dataset for every instruction of the task: in context, the rows
-most relevant to the instruction within a character budget, rendered in the dataset's own
-order (so when everything fits, every instruction of a task gets the same reference block and
+most relevant to the instruction (BM25 over the rows) within a character budget, rendered in
+the dataset's own order (so when everything fits, every instruction of a task gets the same reference block and
 llama.cpp reuses its state from one call to the next).
 """
 from __future__ import annotations
 
 import hashlib
-import re
+from functools import lru_cache
 from typing import Any
+
+from rank_bm25 import BM25Okapi
+
+from apis.retrieval import Tokenizer, TokenizerSettings
 
 KINDS = ("passage", "demonstration", "qa")
 
@@ -73,19 +77,44 @@ def new_rows(dataset: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
     return [r for r in rows if r["id"] not in have]
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+@lru_cache(maxsize=1)
+def _tokenizer() -> Tokenizer:
+    return Tokenizer(TokenizerSettings())
 
 
-def select_rows(rows: list[dict[str, Any]], instruction: str, budget_chars: int) -> list[dict[str, Any]]:
-    """The rows most relevant to `instruction` (shared words, then dataset order) that fit the budget,
-    returned in dataset order."""
-    if sum(len(r["text"]) + 5 for r in rows) <= budget_chars:
+def rank_rows(rows: list[dict[str, Any]], query: str) -> list[int]:
+    """Row indices, most relevant to `query` first: BM25 over the rows themselves with the retrieval
+    API's tokenizer (stopwords out, stems matched), ties and zero scores in dataset order.
+
+    BM25 rather than a count of shared words: a count rewards long rows and common words, so a
+    1000-character passage about a neighbouring topic outranked the task's own article and the
+    article was cut from the prompt (README, ADS)."""
+    tok = _tokenizer()
+    q = tok(query)
+    docs = [tok(r["text"]) for r in rows]
+    if not q or not any(docs):
+        return list(range(len(rows)))
+    # the same k1/b as the retrieval API; BM25Okapi divides by the mean length, so no empty rows
+    scores = BM25Okapi([d or [""] for d in docs], k1=0.9, b=0.4).get_scores(q)
+    return sorted(range(len(rows)), key=lambda i: (-float(scores[i]), i))
+
+
+def select_rows(rows: list[dict[str, Any]], query: str, budget_chars: int,
+                max_rows: int | None = None) -> list[dict[str, Any]]:
+    """The rows most relevant to `query` (rank_rows), at most `max_rows` of them, that fit the budget,
+    returned in dataset order (so instructions whose selections agree share a prompt prefix).
+
+    A cap on rows as well as characters because related passages distract a small policy: on the
+    design-document run's held-out instructions (Qwen 0.5B) the best row alone scored 0.234 against
+    0.153 for the best two and 0.118 for as many as fit 2000 characters (README, ADS)."""
+    fits = sum(len(r["text"]) + 5 for r in rows) <= budget_chars
+    if fits and (max_rows is None or len(rows) <= max_rows):
         return list(rows)
-    q = _words(instruction)
-    ranked = sorted(range(len(rows)), key=lambda i: (-len(q & _words(rows[i]["text"])), i))
+    order = rank_rows(rows, query)
     keep, used = [], 0
-    for i in ranked:
+    for i in order:
+        if max_rows is not None and len(keep) >= max_rows:
+            break
         cost = len(rows[i]["text"]) + 5
         if used + cost <= budget_chars:
             keep.append(i)
