@@ -8,9 +8,9 @@ Every successful observation of an executed trajectory becomes rows:
 A row's id is the task id plus a hash of its kind and content, so the same passage fetched by
 two trajectories of one task is one row, and a resumed run re-derives the same ids.
 
-The policy update reads this dataset for every instruction of the task: in context, the rows
+The policy update reads this dataset for every instruction of the task: in context, the few rows
 most relevant to the instruction (BM25 over the rows) within a character budget, rendered in
-the dataset's own order (so when everything fits, every instruction of a task gets the same reference block and
+the dataset's own order (so instructions whose selections agree get the same reference block and
 llama.cpp reuses its state from one call to the next).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from rank_bm25 import BM25Okapi
 
-from apis.retrieval import Tokenizer, TokenizerSettings
+from apis.retrieval import Bm25Settings, Tokenizer
 
 KINDS = ("passage", "demonstration", "qa")
 
@@ -79,7 +79,7 @@ def new_rows(dataset: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
 
 @lru_cache(maxsize=1)
 def _tokenizer() -> Tokenizer:
-    return Tokenizer(TokenizerSettings())
+    return Tokenizer(Bm25Settings().tokenizer)
 
 
 def rank_rows(rows: list[dict[str, Any]], query: str) -> list[int]:
@@ -94,8 +94,9 @@ def rank_rows(rows: list[dict[str, Any]], query: str) -> list[int]:
     docs = [tok(r["text"]) for r in rows]
     if not q or not any(docs):
         return list(range(len(rows)))
-    # the same k1/b as the retrieval API; BM25Okapi divides by the mean length, so no empty rows
-    scores = BM25Okapi([d or [""] for d in docs], k1=0.9, b=0.4).get_scores(q)
+    # the retrieval API's k1 and b; BM25Okapi divides by the mean length, so no empty rows
+    s = Bm25Settings()
+    scores = BM25Okapi([d or [""] for d in docs], k1=s.k1, b=s.b).get_scores(q)
     return sorted(range(len(rows)), key=lambda i: (-float(scores[i]), i))
 
 

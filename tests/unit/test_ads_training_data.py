@@ -50,7 +50,7 @@ def test_a_query_with_no_content_words_keeps_the_dataset_order():
     assert rank_rows([], QUESTION) == []
 
 
-def test_the_policy_prompt_holds_only_the_most_relevant_row_and_not_the_instructions_directive():
+def test_the_policy_prompt_holds_only_the_most_relevant_row_by_default():
     seen = []
 
     def recording(messages, kw):
