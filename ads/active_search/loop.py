@@ -8,7 +8,8 @@ One training iteration, for every trained task (a set of instructions, instructi
      (schema-constrained JSON with every argument's bounds);
   3. each trajectory is executed; its observations become typed dataset rows;
   4. reward = mean train-instruction score with the dataset plus the new rows - without them
-     - lambda * cost;
+     + coverage_bonus * (share of train instructions whose answer the shown rows hold, with -
+     without) - lambda * cost;
   5. rejection sampling: the best trajectory (the empty plan is always a candidate, so "no
      data needed" can be learned) is accepted when its reward reaches the threshold; its
      rows join the task's dataset (aggregation) and its plan joins the exemplar memory.
@@ -31,7 +32,7 @@ from ads.active_search.instruction_sets import Instruction, Task, TasksConfig
 from ads.active_search.lora import LoraUpdateConfig, check_lora_config
 from ads.active_search.planning import Optimizer
 from ads.active_search.policy import Answer, Policy
-from ads.active_search.training_data import new_rows, rows_from_observations
+from ads.active_search.training_data import answer_coverage, new_rows, rows_from_observations
 from ads.config import ModelConfig, RunConfig, Strict
 from ads.ledger import ledger_scope
 from ads.run import RunContext
@@ -48,6 +49,9 @@ class LoopConfig(Strict):
     max_calls: int = Field(2, ge=0, le=8)
     lambda_cost: float = Field(0.02, ge=0, allow_inf_nan=False)
     accept_threshold: float = Field(0.0, allow_inf_nan=False)
+    # reward weight of the change in answer coverage (training_data.answer_coverage): the share of
+    # train instructions whose reference answer is in the rows the policy is shown. 0: score gain only
+    coverage_bonus: float = Field(0.0, ge=0, allow_inf_nan=False)
     null_plan_candidate: bool = True
     optimizer_temperature: float = Field(0.8, ge=0, allow_inf_nan=False)
     optimizer_max_tokens: int = Field(128, ge=16)
@@ -166,6 +170,11 @@ class ActiveDataSearch:
             out.append(self._answers[key])
         return out
 
+    def coverage(self, task: Task, rows: list[dict[str, Any]]) -> float | None:
+        """answer_coverage of the task's train instructions with these rows, as the policy sees them."""
+        lp = self.cfg.loop
+        return answer_coverage(task.train, rows, lp.context_chars, lp.context_rows)
+
     # -- one trajectory -------------------------------------------------------------------------
     def run_plan(self, task: Task, traj: Trajectory, dataset: list[dict[str, Any]], before: list[Answer],
                  iteration: int | str, traj_id: str, score_train: bool = True) -> dict[str, Any]:
@@ -179,10 +188,15 @@ class ActiveDataSearch:
         rows = new_rows(dataset, rows_from_observations(task.id, traj_id, iteration, calls, obs,
                                                         self.cfg.apis.retrieval.passage_chars, task.family))
         after = self.answers(task.train, dataset + rows) if (traj.ok and rows and score_train) else before
+        lp = self.cfg.loop
         base, with_ = mean_or_zero([a.score for a in before]), mean_or_zero([a.score for a in after])
-        reward = round(with_ - base - self.cfg.loop.lambda_cost * traj.cost, 6) if traj.ok else None
+        cov_before, cov_with = self.coverage(task, dataset), self.coverage(task, dataset + rows)
+        covered = rows and score_train and cov_with is not None and cov_before is not None
+        bonus = lp.coverage_bonus * (cov_with - cov_before) if covered else 0.0
+        reward = round(with_ - base + bonus - lp.lambda_cost * traj.cost, 6) if traj.ok else None
         return {"calls": calls, "raw": traj.raw, "parse_error": traj.parse_error, "observations": obs,
                 "cost": traj.cost, "reward": reward, "gain": round(with_ - base, 6), "score_before": round(base, 6),
+                "coverage_before": cov_before, "coverage_with": cov_with,
                 "score_with": round(with_, 6), "answers_with": [a.text[:300] for a in after],
                 "scores_with": [a.score for a in after], "new_rows": rows}
 

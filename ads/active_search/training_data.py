@@ -123,6 +123,33 @@ def select_rows(rows: list[dict[str, Any]], query: str, budget_chars: int,
     return [rows[i] for i in sorted(keep)]
 
 
+# scorers whose reference is a short string an answer-bearing row quotes; a GSM8K final number or a
+# topic label inside a row is no sign the row answers anything
+COVERABLE_SCORERS = ("name", "number", "exact", "contains", "f1")
+
+
+def answer_coverage(instructions: list[Any], rows: list[dict[str, Any]], budget_chars: int,
+                    max_rows: int | None = None) -> float | None:
+    """The share of the instructions whose reference answer appears (normalized, whole words) in
+    the rows the policy is shown for them (select_rows); None when no instruction is coverable.
+
+    A second reading of "does this data help", beside the score gain: a 0.5B policy often answers
+    wrong from the right passage (a year from the same paragraph), so the gain on three
+    instructions is 0 and the article is dropped, although held-out questions about it are
+    answered from it (README, ADS)."""
+    from ads.gold_tasks import normalize
+
+    coverable = [i for i in instructions if i.gold and i.scorer in COVERABLE_SCORERS and normalize(i.gold)]
+    if not coverable:
+        return None
+    hits = 0
+    for ins in coverable:
+        gold = f" {normalize(ins.gold)} "
+        shown = select_rows(rows, ins.content(), budget_chars, max_rows) if rows else []
+        hits += any(gold in f" {normalize(r['text'])} " for r in shown)
+    return hits / len(coverable)
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     """The reference block the policy reads: numbered passages, then worked examples."""
     return "\n".join(f"[{i}] {r['text'].strip()}" for i, r in enumerate(rows, 1))

@@ -133,6 +133,22 @@ def test_reward_is_train_score_gain_minus_cost_and_the_best_plan_is_accepted(tmp
         assert len(accepted) == 1 and accepted[0]["calls"][0]["name"] == "information_retrieval"
 
 
+@pytest.mark.parametrize("bonus, accepted", [(0.0, False), (0.2, True)])
+def test_a_plan_that_fetches_the_answers_wins_through_the_coverage_bonus_when_the_policy_cannot_use_them(
+        tmp_path, bonus, accepted):
+    ctx, _, _ = run_once(tmp_path, iterations=1, coverage_bonus=bonus, policy=lambda m, kw: "I do not know")
+    recs = JsonlStore(ctx.run_dir / "trajectories.jsonl").read()
+    retrieval = [r for r in recs if r["calls"] and r["calls"][0]["name"] == "information_retrieval"]
+    demos = [r for r in recs if r["calls"] and r["calls"][0]["name"] == "demonstration_generation"]
+    assert retrieval and all(r["gain"] == 0 and (r["coverage_before"], r["coverage_with"]) == (0, 1) for r in retrieval)
+    assert all(r["reward"] == pytest.approx(bonus - 0.05) for r in retrieval)
+    for task_id in {r["task_id"] for r in recs}:  # the retrieval plan is taken, or (no bonus) the empty plan
+        taken = [r for r in recs if r["task_id"] == task_id and r["accepted"]]
+        assert len(taken) == 1 and bool(taken[0]["calls"]) == accepted
+    # the demonstrations hold no answer: the bonus never pays for them
+    assert demos and all(r["coverage_with"] == 0 and r["reward"] == pytest.approx(-0.15) for r in demos)
+
+
 def test_the_weakness_signal_shows_train_instructions_answers_and_scores(tmp_path):
     PROMPTS.clear()
     run_once(tmp_path, iterations=1)

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 from ads.active_search.instruction_sets import Instruction
 from ads.active_search.loop import LoopConfig
 from ads.active_search.policy import Policy
-from ads.active_search.training_data import rank_rows, select_rows
+from ads.active_search.training_data import answer_coverage, rank_rows, select_rows
 from models.fake import FakeModel
 
 ARTICLE = ("Arthashastra: Kautilya's Arthashastra is an Ancient Indian Sanskrit treatise on statecraft. The text "
@@ -71,3 +71,22 @@ def test_context_rows_must_be_a_positive_count_or_null(value):
     with pytest.raises(ValidationError, match="context_rows"):
         LoopConfig(context_rows=value)
     assert LoopConfig(context_rows=None).context_rows is None
+
+
+def _ins(gold, scorer="name", content=QUESTION):
+    return Instruction(id=f"i-{gold}", prompt=f"Fill in the blank.\n{content}", gold=gold, scorer=scorer, source="s")
+
+
+def test_coverage_counts_an_answer_only_in_the_rows_the_policy_is_shown():
+    data = rows(NEIGHBOUR, ARTICLE)
+    # "Sun Tzu" is in the dataset, but the row shown for this question is the article
+    assert answer_coverage([_ins("Arthashastras"), _ins("Sun Tzu")], data, 2000, max_rows=1) == 0.5
+    assert answer_coverage([_ins("Arthashastras"), _ins("Sun Tzu")], data, 2000, max_rows=None) == 1.0
+    assert answer_coverage([_ins("Arthashastra's")], data, 2000, 1) == 0.0  # whole words, not a prefix
+    assert answer_coverage([_ins("Arthashastras")], [], 2000, 1) == 0.0
+
+
+def test_coverage_ignores_math_labels_and_judged_instructions():
+    data = rows("Worked solution: 3 boxes of 24 make 72. The answer is 72.")
+    assert answer_coverage([_ins("72", "math"), _ins("Science", "label")], data, 2000, 1) is None
+    assert answer_coverage([_ins("72", "number"), _ins("72", "math")], data, 2000, 1) == 1.0
