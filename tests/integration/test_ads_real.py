@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ads.active_search.instruction_sets import TasksConfig
 from ads.active_search.loop import ADSConfig, LoopConfig
 from ads.active_search.outputs import run
@@ -33,7 +35,7 @@ def test_two_iteration_task_level_run_writes_every_output(tmp_path, smollm_path)
                                         "retrieval": {"top_k": 2, "passage_chars": 300, "max_top_k": 4},
                                         "qa": {"top_k": 1, "passage_chars": 300, "max_tokens": 24}}),
         loop=LoopConfig(iterations=2, trajectories_per_task=2, max_calls=1, optimizer_max_tokens=80,
-                        answer_max_tokens=12, context_chars=700),
+                        answer_max_tokens=12, context_chars=700, coverage_bonus=0.1),
         cache=CacheConfig(path=str(tmp_path / "requests.sqlite")),
         tracking=TrackingConfig(wandb=True),
     )
@@ -82,6 +84,14 @@ def test_two_iteration_task_level_run_writes_every_output(tmp_path, smollm_path)
     trajs = _jsonl(d / "trajectories.jsonl")
     assert len({t["id"] for t in trajs}) == len(trajs) >= 8  # 2 tasks x 2 iterations x 2 samples (+ null plans)
     # every row of the training data comes from an accepted trajectory of its task, none from elsewhere
+    # reward = score gain + 0.1 x the change in answer coverage (with new rows only) - lambda x cost
+    for t in trajs:
+        if t.get("null_plan") or t["reward"] is None:
+            continue
+        assert all(c is None or 0 <= c <= 1 for c in (t["coverage_before"], t["coverage_with"]))
+        moved = t["n_new_rows"] and None not in (t["coverage_before"], t["coverage_with"])
+        bonus = 0.1 * (t["coverage_with"] - t["coverage_before"]) if moved else 0.0
+        assert t["reward"] == pytest.approx(t["gain"] + bonus - cfg.loop.lambda_cost * t["cost"], abs=2e-6)
     rows = _jsonl(d / "training_data.jsonl")
     accepted = {t["id"] for t in trajs if t["accepted"]}
     assert all(r["trajectory_id"] in accepted and r["kind"] in ("passage", "qa") for r in rows)

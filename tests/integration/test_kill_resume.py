@@ -27,7 +27,8 @@ SPECS = {
                 "--set", "tasks.test_families={wiki: 1, gsm8k: 1}", "--set", "tasks.instructions_per_task=3",
                 "--set", "tasks.train_instructions=2", "--set", "loop.iterations=1",
                 "--set", "policy.name=smollm2-135m", "--set", "optimizer.name=smollm2-135m",
-                "--set", "loop.reasoning_max_tokens=64", "--set", "apis.retrieval.top_k=2"],
+                "--set", "loop.reasoning_max_tokens=64", "--set", "apis.retrieval.top_k=2",
+                "--set", "apis.retrieval.passage_chars=500", "--set", "loop.trajectories_per_task=1"],
         files=["evaluation_results.json", "training_metrics.json"], volatile={"total_tokens"}),
     # prose arms at three temperatures, epsilon-greedy router, novelty validator (stateful)
     "bandit": GeneratorSpec(
