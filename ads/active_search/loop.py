@@ -190,8 +190,11 @@ class ActiveDataSearch:
         after = self.answers(task.train, dataset + rows) if (traj.ok and rows and score_train) else before
         lp = self.cfg.loop
         base, with_ = mean_or_zero([a.score for a in before]), mean_or_zero([a.score for a in after])
-        cov_before, cov_with = self.coverage(task, dataset), self.coverage(task, dataset + rows)
-        covered = rows and score_train and cov_with is not None and cov_before is not None
+        cov_before = cov_with = None  # only a scored plan's reward reads them
+        if score_train:
+            cov_before = self.coverage(task, dataset)
+            cov_with = self.coverage(task, dataset + rows) if rows else cov_before
+        covered = cov_before is not None and cov_with is not None
         bonus = lp.coverage_bonus * (cov_with - cov_before) if covered else 0.0
         reward = round(with_ - base + bonus - lp.lambda_cost * traj.cost, 6) if traj.ok else None
         return {"calls": calls, "raw": traj.raw, "parse_error": traj.parse_error, "observations": obs,

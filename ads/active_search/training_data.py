@@ -21,6 +21,8 @@ from typing import Any
 
 from rank_bm25 import BM25Okapi
 
+from ads.active_search.instruction_sets import score_contains
+from ads.gold_tasks import normalize
 from apis.retrieval import Bm25Settings, Tokenizer
 
 KINDS = ("passage", "demonstration", "qa")
@@ -137,16 +139,13 @@ def answer_coverage(instructions: list[Any], rows: list[dict[str, Any]], budget_
     wrong from the right passage (a year from the same paragraph), so the gain on three
     instructions is 0 and the article is dropped, although held-out questions about it are
     answered from it (README, ADS)."""
-    from ads.gold_tasks import normalize
-
     coverable = [i for i in instructions if i.gold and i.scorer in COVERABLE_SCORERS and normalize(i.gold)]
     if not coverable:
         return None
     hits = 0
     for ins in coverable:
-        gold = f" {normalize(ins.gold)} "
         shown = select_rows(rows, ins.content(), budget_chars, max_rows) if rows else []
-        hits += any(gold in f" {normalize(r['text'])} " for r in shown)
+        hits += any(score_contains(r["text"], ins.gold) for r in shown)
     return hits / len(coverable)
 
 
