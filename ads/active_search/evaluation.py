@@ -219,16 +219,26 @@ def summarize(it: int, results: list[dict[str, Any]], methods: list[str], seed: 
 
 
 def task_level(by_method: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """The design document's per-task figures for the learned method against no data."""
+    """The design document's per-task figures for the learned method against no data, with a Wilson
+    interval on the win rate (over tasks) and the win rate of each task family, since one family
+    the policy cannot gain on (a control) caps the whole mix's rate."""
     learned = by_method.get("learned", [])
-    per_task = [(mean(r["scores"]), mean(r["no_data_scores"])) for r in learned if r["scores"]]
+    scored = [r for r in learned if r["scores"]]
+    per_task = [(mean(r["scores"]), mean(r["no_data_scores"])) for r in scored]
     n = len(per_task)
+    wins = sum(s > b for s, b in per_task)
     failed = [r["task_id"] for r in learned if r["policy_errors"] or r.get("parse_error")]
+    families: dict[str, list[bool]] = {}
+    for r, (s, b) in zip(scored, per_task):
+        families.setdefault(r["family"], []).append(s > b)
     return {"total_tasks": len(learned), "completed_tasks": len(learned) - len(failed), "failed_tasks": len(failed),
-            "win_rate": round(sum(s > b for s, b in per_task) / n, 4) if n else 0.0,
+            "win_rate": round(wins / n, 4) if n else 0.0,
+            "win_rate_ci95": list(significance.wilson_interval(wins, n)),
             "tie_rate": round(sum(s == b for s, b in per_task) / n, 4) if n else 0.0,
             "loss_rate": round(sum(s < b for s, b in per_task) / n, 4) if n else 0.0,
-            "avg_score": round(mean(s for s, _ in per_task), 4) if n else 0.0}
+            "avg_score": round(mean(s for s, _ in per_task), 4) if n else 0.0,
+            "win_rate_by_family": {f: {"tasks": len(v), "wins": sum(v), "win_rate": round(sum(v) / len(v), 4)}
+                                   for f, v in sorted(families.items())}}
 
 
 def verdict(ev: dict[str, Any]) -> list[str]:

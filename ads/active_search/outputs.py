@@ -104,8 +104,12 @@ def print_report(final: dict[str, Any], training: list[dict[str, Any]], summary:
         print(line)
     tl = final["task_level"]
     print(f"per task (learned vs no data): {tl['completed_tasks']}/{tl['total_tasks']} completed, win rate "
-          f"{tl['win_rate']:.2f}, tie {tl['tie_rate']:.2f}, loss {tl['loss_rate']:.2f}, "
+          f"{tl['win_rate']:.2f} (95% CI [{tl['win_rate_ci95'][0]:.2f}, {tl['win_rate_ci95'][1]:.2f}]), "
+          f"tie {tl['tie_rate']:.2f}, loss {tl['loss_rate']:.2f}, "
           f"avg score {tl['avg_score']:.3f}")
+    if len(tl.get("win_rate_by_family", {})) > 1:
+        print("win rate by family: " + ", ".join(f"{f} {v['wins']}/{v['tasks']}"
+                                                 for f, v in tl["win_rate_by_family"].items()))
     led = summary["ledger"]["run"]
     print(f"training dataset: {export['rows']} rows exported to {export['path']} "
           f"({export['dropped_eval_overlap']} left out: their articles are in the fine-tuning evaluation pool)")

@@ -38,6 +38,17 @@ def sign_test(wins: int, losses: int) -> float:
     return round(min(1.0, p), 6)
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion: unlike p +- z*se it stays inside [0, 1] and does
+    not collapse to a point at 0 or n successes, which matters for win rates over a few dozen tasks."""
+    if n <= 0:
+        return (0.0, 0.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
 def compare(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
     """a vs b, paired by position."""
     if len(a) != len(b):

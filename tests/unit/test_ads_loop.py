@@ -207,6 +207,7 @@ def test_evaluation_has_every_method_paired_with_intervals_and_matched_cost(tmp_
     assert ev["verdict"][0].startswith("learned BEATS no_data")
     assert set(ev["metrics"]) == {"win_rate", "tie_rate", "loss_rate", "avg_score"}
     assert ev["total_tasks"] == 6 and ev["completed_tasks"] == 6 and ev["win_rate"] == 1.0
+    assert ev["win_rate_ci95"][0] > 0.5 and ev["win_rate_by_family"] == {"wiki": {"tasks": 6, "wins": 6, "win_rate": 1.0}}
     assert all("api_cost" in r and r["instructions"] for r in ev["task_results"])
     for name in ("training_metrics.json", "trajectories.jsonl", "training_data.jsonl", "ledger.jsonl", "state.json",
                  "reward.png", "cost.png", "accepted.png", "score.png", "summary.json", "config.yaml", "tasks.json"):
