@@ -76,6 +76,8 @@ def test_two_iteration_task_level_run_writes_every_output(tmp_path, smollm_path)
     c = ev["final"]["comparisons"]["learned vs no_data"]
     assert c["n"] == 6 and c["ci95"][0] <= c["mean_diff"] <= c["ci95"][1]
     assert ev["verdict"] and ev["total_tasks"] == 3 and len(ev["task_results"]) == 15
+    lo, hi = ev["win_rate_ci95"]
+    assert lo <= ev["win_rate"] <= hi and sum(f["tasks"] for f in ev["win_rate_by_family"].values()) == 3
     # the oracle had its gold article in context (no cost); on 6 instructions a 135M policy need not beat no data
     assert m["oracle"]["mean_cost"] == 0 and m["oracle"]["mean_tokens"] > m["no_data"]["mean_tokens"]
 

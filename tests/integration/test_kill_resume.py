@@ -24,7 +24,7 @@ TOOL_USE = ["configs/tool_use.yaml", "--set", "n=2", "--set", "mode=sequential",
 SPECS = {
     "ads": GeneratorSpec(
         "ads", ["configs/default.yaml", "--set", "tasks.families={wiki: 1, gsm8k: 1}",
-                "--set", "tasks.test_families={wiki: 1, gsm8k: 1}", "--set", "tasks.instructions_per_task=3",
+                "--set", "tasks.test_families={wiki: 1, gsm8k: 0}", "--set", "tasks.instructions_per_task=3",
                 "--set", "tasks.train_instructions=2", "--set", "loop.iterations=1",
                 "--set", "policy.name=smollm2-135m", "--set", "optimizer.name=smollm2-135m",
                 "--set", "loop.reasoning_max_tokens=64", "--set", "apis.retrieval.top_k=2",
