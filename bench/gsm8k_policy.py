@@ -26,13 +26,12 @@ sys.path.insert(0, str(ROOT))
 from ads.active_search.instruction_sets import Instruction  # noqa: E402
 from ads.active_search.policy import Policy  # noqa: E402
 from ads.active_search.significance import wilson_interval  # noqa: E402
-from ads.downstream.evalset import gsm8k_rows, is_heldout  # noqa: E402
+from ads.downstream.evalset import gsm8k_prompt, gsm8k_rows, is_heldout  # noqa: E402
 from apis.retrieval import Tokenizer  # noqa: E402
 from models.model_config import ModelConfig  # noqa: E402
 from models.registry import load  # noqa: E402
 
-PROMPTS = {"default": "Solve the problem. End with the final number.\n{q}",  # instruction_sets.gsm8k_tasks
-           "short": "Solve the problem in a few short lines, no explanations. Put the final number last.\n{q}"}
+SHORT = "Solve the problem in a few short lines, no explanations. Put the final number last.\n{q}"
 
 
 def worked(r: dict[str, str]) -> str:
@@ -61,12 +60,12 @@ def main() -> None:
         for r in probe:
             scores = bm25.get_scores(tok(r["question"]))
             nearest = pool[max(range(len(pool)), key=lambda i: scores[i])]
-            cases = {"none": ("default", ""), "similar": ("default", worked(nearest)),
-                     "own": ("default", f"Worked solution: {r['solution']} The answer is {r['answer']}."),
-                     "short_prompt": ("short", "")}
+            task_prompt = gsm8k_prompt(r["question"])  # the ADS task's instruction text
+            cases = {"none": (task_prompt, ""), "similar": (task_prompt, worked(nearest)),
+                     "own": (task_prompt, f"Worked solution: {r['solution']} The answer is {r['answer']}."),
+                     "short_prompt": (SHORT.format(q=r["question"]), "")}
             for name, (prompt, context) in cases.items():
-                ins = Instruction(id=r["source"], prompt=PROMPTS[prompt].format(q=r["question"]), gold=r["answer"],
-                                  scorer="math", source=r["source"])
+                ins = Instruction(id=r["source"], prompt=prompt, gold=r["answer"], scorer="math", source=r["source"])
                 a = policy.answer(ins, context=context)
                 solved.setdefault(name, []).append(a.score)
                 chars.setdefault(name, []).append(len(a.text))
